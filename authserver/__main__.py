@@ -1,0 +1,5 @@
+"""``python -m authserver``: the same CLI as the ``authserver`` console script."""
+
+from authserver.cli import main
+
+main()

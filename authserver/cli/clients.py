@@ -1,0 +1,192 @@
+"""``authserver clients ...``: register and manage the services that may obtain tokens."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from authserver.cli.context import app_context, emit_json
+from authserver.errors import InvalidClientData
+from authserver.extensions import db
+from authserver.services import clients as registry
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+AUDIENCE_OPTION = click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    metavar="URI",
+    help="A resource (RFC 8707) tokens may be issued for; repeat for several.",
+)
+TOKEN_TTL_OPTION = click.option(
+    "--token-ttl",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Access-token lifetime for this client (default: AUTHSERVER_ACCESS_TOKEN_TTL).",
+)
+
+
+@click.group("clients")
+def group() -> None:
+    """Register and manage OAuth clients."""
+
+
+@group.command("create")
+@click.option("--name", required=True, help="A name for people to recognise the client by.")
+@click.option("--scope", required=True, help='Space-separated scopes, e.g. "api tasks:read".')
+@AUDIENCE_OPTION
+@TOKEN_TTL_OPTION
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="Read the secret from standard input instead of generating one (for migrations).",
+)
+@JSON_OPTION
+def create(
+    name: str,
+    scope: str,
+    audiences: tuple[str, ...],
+    token_ttl: int | None,
+    secret_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Register a client and print its secret, which is shown this once."""
+    chosen_secret = _read_secret_from_stdin() if secret_stdin else None
+    with app_context():
+        created = registry.create_client(
+            db.session,
+            name=name,
+            scope=scope,
+            audiences=audiences,
+            token_ttl=token_ttl,
+            chosen_secret=chosen_secret,
+        )
+        db.session.commit()
+        document = {**registry.client_view(created.client), "client_secret": created.client_secret}
+    if as_json:
+        emit_json(document)
+        return
+    _print_client(document)
+    click.echo(f"client_secret: {created.client_secret}")
+    click.echo("Store the secret now: it is shown only this once.", err=True)
+
+
+@group.command("list")
+@JSON_OPTION
+def list_(as_json: bool) -> None:
+    """List all clients."""
+    with app_context():
+        views = [registry.client_view(c) for c in registry.list_clients(db.session)]
+    if as_json:
+        emit_json(views)
+        return
+    if not views:
+        click.echo(
+            "No clients. Create one with: authserver clients create --name NAME --scope SCOPE",
+            err=True,
+        )
+    for view in views:
+        state = "enabled" if view["enabled"] else "disabled"
+        click.echo(f"{view['client_id']}  {state:8}  {view['name']}  [{view['scope']}]")
+
+
+@group.command("show")
+@click.argument("client_id")
+@JSON_OPTION
+def show(client_id: str, as_json: bool) -> None:
+    """Show one client."""
+    with app_context():
+        view = registry.client_view(registry.get_client(db.session, client_id))
+    _output(view, as_json)
+
+
+@group.command("update")
+@click.argument("client_id")
+@click.option("--name", help="New name.")
+@click.option("--scope", help="New space-separated scopes (replaces the old ones).")
+@AUDIENCE_OPTION
+@TOKEN_TTL_OPTION
+@JSON_OPTION
+def update(
+    client_id: str,
+    name: str | None,
+    scope: str | None,
+    audiences: tuple[str, ...],
+    token_ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Change a client's name, scopes, audiences (the list is replaced) or token lifetime."""
+    if name is None and scope is None and not audiences and token_ttl is None:
+        raise click.UsageError("give at least one of --name, --scope, --audience, --token-ttl")
+    with app_context():
+        client = registry.update_client(
+            db.session,
+            client_id,
+            name=name,
+            scope=scope,
+            audiences=audiences or None,
+            token_ttl=token_ttl,
+        )
+        db.session.commit()
+        view = registry.client_view(client)
+    _output(view, as_json)
+
+
+def _set_enabled(client_id: str, enabled: bool) -> None:
+    with app_context():
+        registry.set_enabled(db.session, client_id, enabled)
+        db.session.commit()
+    click.echo(f"{'enabled' if enabled else 'disabled'} {client_id}", err=True)
+
+
+@group.command("disable")
+@click.argument("client_id")
+def disable(client_id: str) -> None:
+    """Stop a client from obtaining tokens (reversible)."""
+    _set_enabled(client_id, False)
+
+
+@group.command("enable")
+@click.argument("client_id")
+def enable(client_id: str) -> None:
+    """Let a disabled client obtain tokens again."""
+    _set_enabled(client_id, True)
+
+
+@group.command("delete")
+@click.argument("client_id")
+def delete(client_id: str) -> None:
+    """Delete a client and its secrets for good."""
+    with app_context():
+        registry.delete_client(db.session, client_id)
+        db.session.commit()
+    click.echo(f"deleted {client_id}", err=True)
+
+
+def _read_secret_from_stdin() -> str:
+    """The whole of standard input, less one trailing newline (as ``echo`` adds)."""
+    secret = sys.stdin.read()
+    if secret.endswith("\r\n"):
+        secret = secret[:-2]
+    elif secret.endswith("\n"):
+        secret = secret[:-1]
+    if not secret:
+        raise InvalidClientData("--secret-stdin: standard input is empty")
+    return secret
+
+
+def _output(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(view)
+    else:
+        _print_client(view)
+
+
+def _print_client(view: dict[str, Any]) -> None:
+    for field, value in view.items():
+        if field == "client_secret":
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"{field}: {'-' if shown in (None, '') else shown}")

@@ -1,0 +1,105 @@
+"""``authserver serve``: the production server (gunicorn), with first-run set-up."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import sys
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+from sqlalchemy import func, select
+
+from authserver import create_app
+from authserver.cli.context import app_context
+from authserver.config import Settings
+from authserver.extensions import db
+from authserver.models import Client
+from authserver.security.keys import KeyStore
+from authserver.services.keys import ensure_signing_key
+
+#: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
+GRACEFUL_TIMEOUT_SECONDS = 5
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """Runs gunicorn in-process with our options; each worker builds its own app after fork."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self._settings = settings
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        return create_app(self._settings)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of CPUs).",
+)
+def command(host: str, port: int, workers: int | None) -> None:
+    """Serve the HTTP API."""
+    settings = Settings.from_env()
+    created = ensure_signing_key(KeyStore(settings.keys_dir, settings.key_passphrase))
+    if created:
+        click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
+    with app_context(settings):
+        client_count = db.session.scalar(select(func.count()).select_from(Client))
+    _check_port_free(host, port)
+    base_url = f"http://{_display_host(host)}:{port}"
+    if client_count == 0:
+        _print_first_run_hint(base_url)
+    click.echo(f"authserver serving on http://{host}:{port} (issuer {settings.issuer})", err=True)
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers or os.cpu_count() or 1,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "authserver",
+    }
+    GunicornServer(settings, options).run()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one line now rather than after gunicorn's retries and log noise."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _display_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
+
+
+def _command_name() -> str:
+    if sys.argv and sys.argv[0].endswith("__main__.py"):
+        return f"{shlex.quote(sys.executable)} -m authserver"
+    return shlex.quote(sys.argv[0]) if sys.argv and sys.argv[0] else "authserver"
+
+
+def _print_first_run_hint(base_url: str) -> None:
+    command = _command_name()
+    click.echo(
+        "No clients are registered yet. Create one (the secret is shown once):\n"
+        f"  {command} clients create --name demo --scope api --json\n"
+        "then get a token with it:\n"
+        "  curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials -d scope=api "
+        f"{base_url}/oauth2/token",
+        err=True,
+    )

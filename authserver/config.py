@@ -1,0 +1,91 @@
+"""Settings read once from ``AUTHSERVER_*`` variables and validated before anything starts.
+
+Every default lives here, so an operator can read one file to know what the server does
+when a variable is unset. A bad value raises :class:`ConfigError` naming the variable; the CLI
+turns it into one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from authserver.errors import ConfigError
+
+DEFAULT_ISSUER = "http://localhost:8080"
+DEFAULT_DATABASE_URL = "sqlite:///instance/authserver.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration; immutable so every part of the app sees the same values."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    issuer: str = DEFAULT_ISSUER
+    keys_dir: Path = field(default_factory=lambda: Path("keys"))
+    key_passphrase: str | None = field(default=None, repr=False)
+    access_token_ttl: int = 1800
+    default_audience: str = DEFAULT_ISSUER
+    jwks_max_age: int = 300
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/oauth2/token"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment, failing on the first bad variable."""
+        env = os.environ if environ is None else environ
+        issuer = _url(env, "AUTHSERVER_ISSUER", DEFAULT_ISSUER).rstrip("/")
+        return cls(
+            database_url=_database_url(env),
+            issuer=issuer,
+            keys_dir=Path(env.get("AUTHSERVER_KEYS_DIR") or "keys"),
+            key_passphrase=env.get("AUTHSERVER_KEY_PASSPHRASE") or None,
+            access_token_ttl=_positive_int(env, "AUTHSERVER_ACCESS_TOKEN_TTL", 1800),
+            default_audience=_url(env, "AUTHSERVER_DEFAULT_AUDIENCE", issuer),
+            jwks_max_age=_positive_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300),
+        )
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = env.get("AUTHSERVER_DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        url: URL = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"AUTHSERVER_DATABASE_URL is not a database URL (e.g. {DEFAULT_DATABASE_URL})"
+        ) from None
+    if not url.drivername:
+        raise ConfigError("AUTHSERVER_DATABASE_URL has no database driver")
+    return raw
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/") or " " in value:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value

@@ -1,0 +1,56 @@
+"""Every failure becomes JSON: no HTML error page, no traceback, no 5xx for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+
+from authserver.extensions import db
+from authserver.http.responses import error_response
+from authserver.http.token import OAUTH_PATHS
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _database_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if isinstance(exc, MethodNotAllowed):
+        allowed = "POST" if request.path in OAUTH_PATHS else ", ".join(exc.valid_methods or ())
+        return error_response(
+            405,
+            "invalid_request",
+            f"This endpoint accepts {allowed} only.",
+            [("Allow", allowed)],
+        )
+    if isinstance(exc, RequestEntityTooLarge):
+        return error_response(413, "invalid_request", "The request body is larger than 64 KiB.")
+    if status == 404:
+        return error_response(404, "not_found", "There is no endpoint at this path.")
+    if status < 500:
+        return error_response(status, "invalid_request", "The request is malformed.")
+    return _unexpected_error(exc)
+
+
+def _database_error(exc: SQLAlchemyError) -> Response:
+    """The database is down or restarting: tell clients to retry rather than fail hard."""
+    db.session.rollback()
+    log.error("database error: %s", type(exc).__name__)
+    return error_response(
+        503, "temporarily_unavailable", "The database is unavailable; retry shortly."
+    )
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
+        return _http_error(exc)
+    log.exception("unhandled error")
+    return error_response(500, "server_error", "The server failed to handle the request.")

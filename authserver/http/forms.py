@@ -1,0 +1,43 @@
+"""Strict parsing of ``application/x-www-form-urlencoded`` bodies for the OAuth endpoints.
+
+RFC 6749 §3.2 requires the form encoding and §3.1/§3.2 that "request and response parameters
+MUST NOT be included more than once"; RFC 8707 makes ``resource`` the one repeatable
+parameter. Parameters sent without a value are treated as omitted (§3.1).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from flask import Request
+
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
+REPEATABLE = frozenset({"resource"})
+
+
+def parse_form(request: Request) -> dict[str, list[str]]:
+    if request.mimetype != FORM_MIMETYPE:
+        raise InvalidRequestError(description=f"The body must be {FORM_MIMETYPE}.")
+    body = request.get_data(cache=False)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError(description="The body is not UTF-8 form data.") from None
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        form.setdefault(name, []).append(value)
+    repeated = sorted(name for name, values in form.items() if len(values) > 1)
+    repeated = [name for name in repeated if name not in REPEATABLE]
+    if repeated:
+        raise InvalidRequestError(
+            description=f"The parameter {_printable(repeated[0])} is repeated."
+        )
+    return {name: [v for v in values if v] for name, values in form.items() if any(values)}
+
+
+def _printable(name: str) -> str:
+    """Error descriptions may only hold a restricted ASCII set (RFC 6749 §5.2)."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return repr(name)[:60]
+    return "(unprintable name)"

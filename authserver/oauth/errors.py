@@ -1,0 +1,43 @@
+"""OAuth error responses that Authlib lacks or that the contract shapes differently."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import errors as rfc6749
+
+REALM = "authserver"
+
+
+class InvalidClientError(rfc6749.InvalidClientError):
+    """Client authentication failed (RFC 6749 §5.2).
+
+    Always 401. "If the client attempted to authenticate via the Authorization request header
+    field, the authorization server MUST respond with an HTTP 401 (Unauthorized) status code
+    and include the WWW-Authenticate response header field matching the authentication scheme
+    used by the client." Authlib's own class puts the error text in that header; ours names
+    the realm, as RFC 7617 asks.
+    """
+
+    status_code = 401
+
+    def __init__(self, description: str, *, challenge: bool) -> None:
+        super().__init__(description=description, status_code=401)
+        self.challenge = challenge
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = rfc6749.OAuth2Error.get_headers(self)
+        if self.challenge:
+            headers.append(("WWW-Authenticate", f'Basic realm="{REALM}"'))
+        return headers
+
+
+class InvalidTargetError(rfc6749.OAuth2Error):
+    """RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed." """
+
+    error = "invalid_target"
+
+
+class TemporarilyUnavailableError(rfc6749.OAuth2Error):
+    """The server cannot issue tokens right now (no signing key loaded); clients may retry."""
+
+    error = "temporarily_unavailable"
+    status_code = 503

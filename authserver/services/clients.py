@@ -1,0 +1,192 @@
+"""The client registry, used alike by the CLI and the token endpoint.
+
+Functions here only ``flush()``; the caller (a CLI command) commits, so one command is one
+transaction and a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from authserver.errors import ClientNotFound, InvalidClientData
+from authserver.models import Client, ClientSecret, utcnow
+from authserver.security import secrets
+from authserver.services.formatting import iso_utc
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7E]+$")
+MAX_NAME_LENGTH = 200
+MAX_CHOSEN_SECRET_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class NewClient:
+    """A freshly created client with its secret in clear, which exists only in this object."""
+
+    client: Client
+    client_secret: str
+
+
+def normalize_scope(scope: str) -> str:
+    """Validate a space-separated scope list and return it de-duplicated, order kept."""
+    tokens = scope.split()
+    if not tokens:
+        raise InvalidClientData("scope must name at least one scope")
+    for token in tokens:
+        if not _SCOPE_TOKEN.match(token):
+            raise InvalidClientData(f"scope {token!r} has characters RFC 6749 section 3.3 forbids")
+    return " ".join(dict.fromkeys(tokens))
+
+
+def normalize_audiences(audiences: list[str] | tuple[str, ...]) -> list[str]:
+    """Audiences are RFC 8707 resource indicators: absolute URIs without a fragment."""
+    for audience in audiences:
+        parts = urlsplit(audience)
+        if (
+            not parts.scheme
+            or not (parts.netloc or parts.path)
+            or parts.fragment
+            or " " in audience
+        ):
+            raise InvalidClientData(
+                f"audience {audience!r} must be an absolute URI without a fragment"
+            )
+    return list(dict.fromkeys(audiences))
+
+
+def _normalize_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidClientData(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def _hash_chosen_secret(secret: str) -> str:
+    if not _PRINTABLE_ASCII.match(secret) or len(secret) > MAX_CHOSEN_SECRET_LENGTH:
+        raise InvalidClientData(
+            f"the secret must be 1 to {MAX_CHOSEN_SECRET_LENGTH} printable ASCII characters"
+        )
+    return secrets.hash_chosen_secret(secret)
+
+
+def create_client(
+    session: Session,
+    *,
+    name: str,
+    scope: str,
+    audiences: list[str] | tuple[str, ...] = (),
+    token_ttl: int | None = None,
+    chosen_secret: str | None = None,
+) -> NewClient:
+    """Register a client; the secret is generated unless the admin supplies one to migrate."""
+    if chosen_secret is None:
+        plain_secret = secrets.generate_client_secret()
+        secret_hash = secrets.hash_generated_secret(plain_secret)
+    else:
+        plain_secret = chosen_secret
+        secret_hash = _hash_chosen_secret(chosen_secret)
+    client = Client(
+        client_id=secrets.generate_client_id(),
+        name=_normalize_name(name),
+        scope=normalize_scope(scope),
+        audiences=normalize_audiences(audiences),
+        token_ttl=token_ttl,
+        enabled=True,
+        created_at=utcnow(),
+    )
+    client.secrets.append(ClientSecret(secret_hash=secret_hash, created_at=client.created_at))
+    session.add(client)
+    session.flush()
+    return NewClient(client, plain_secret)
+
+
+def get_client(session: Session, client_id: str) -> Client:
+    client = session.get(Client, client_id)
+    if client is None:
+        raise ClientNotFound(client_id)
+    return client
+
+
+def list_clients(session: Session) -> list[Client]:
+    return list(session.scalars(select(Client).order_by(Client.created_at, Client.client_id)))
+
+
+def update_client(
+    session: Session,
+    client_id: str,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    audiences: list[str] | tuple[str, ...] | None = None,
+    token_ttl: int | None = None,
+) -> Client:
+    """Change the given fields; ``audiences`` replaces the whole list."""
+    client = get_client(session, client_id)
+    if name is not None:
+        client.name = _normalize_name(name)
+    if scope is not None:
+        client.scope = normalize_scope(scope)
+    if audiences is not None:
+        client.audiences = normalize_audiences(audiences)
+    if token_ttl is not None:
+        client.token_ttl = token_ttl
+    session.flush()
+    return client
+
+
+def set_enabled(session: Session, client_id: str, enabled: bool) -> Client:
+    client = get_client(session, client_id)
+    client.enabled = enabled
+    session.flush()
+    return client
+
+
+def delete_client(session: Session, client_id: str) -> None:
+    session.delete(get_client(session, client_id))
+    session.flush()
+
+
+def authenticate(session: Session, client_id: str, secret: str, now: datetime) -> Client | None:
+    """The enabled client whose live secret matches, or ``None``.
+
+    Every path verifies one hash, so an unknown id, a disabled client and a wrong secret
+    cannot be told apart by timing.
+    """
+    client = session.scalars(
+        select(Client).where(Client.client_id == client_id).options(selectinload(Client.secrets))
+    ).one_or_none()
+    live_hashes = [
+        s.secret_hash for s in (client.secrets if client else []) if not _expired(s, now)
+    ] or [None]
+    matched = False
+    for stored in live_hashes:
+        matched = secrets.verify_secret(secret, stored) or matched
+    if client is None or not matched or not client.enabled:
+        return None
+    return client
+
+
+def _expired(secret: ClientSecret, now: datetime) -> bool:
+    return secret.expires_at is not None and secret.expires_at <= now
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    """The public client object of the contract: never a secret or a hash."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "scope": client.scope,
+        "audiences": list(client.audiences),
+        "token_ttl": client.token_ttl,
+        "enabled": client.enabled,
+        "created_at": iso_utc(client.created_at),
+        "last_used_at": iso_utc(client.last_used_at),
+    }
