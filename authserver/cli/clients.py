@@ -56,7 +56,7 @@ def create(
     chosen_secret = _read_secret_from_stdin() if secret_stdin else None
     with app_context():
         created = registry.create_client(
-            db.session,
+            db.session(),
             name=name,
             scope=scope,
             audiences=audiences,
@@ -78,7 +78,7 @@ def create(
 def list_(as_json: bool) -> None:
     """List all clients."""
     with app_context():
-        views = [registry.client_view(c) for c in registry.list_clients(db.session)]
+        views = [registry.client_view(c) for c in registry.list_clients(db.session())]
     if as_json:
         emit_json(views)
         return
@@ -98,7 +98,7 @@ def list_(as_json: bool) -> None:
 def show(client_id: str, as_json: bool) -> None:
     """Show one client."""
     with app_context():
-        view = registry.client_view(registry.get_client(db.session, client_id))
+        view = registry.client_view(registry.get_client(db.session(), client_id))
     _output(view, as_json)
 
 
@@ -122,7 +122,7 @@ def update(
         raise click.UsageError("give at least one of --name, --scope, --audience, --token-ttl")
     with app_context():
         client = registry.update_client(
-            db.session,
+            db.session(),
             client_id,
             name=name,
             scope=scope,
@@ -136,7 +136,7 @@ def update(
 
 def _set_enabled(client_id: str, enabled: bool) -> None:
     with app_context():
-        registry.set_enabled(db.session, client_id, enabled)
+        registry.set_enabled(db.session(), client_id, enabled)
         db.session.commit()
     click.echo(f"{'enabled' if enabled else 'disabled'} {client_id}", err=True)
 
@@ -160,7 +160,7 @@ def enable(client_id: str) -> None:
 def delete(client_id: str) -> None:
     """Delete a client and its secrets for good."""
     with app_context():
-        registry.delete_client(db.session, client_id)
+        registry.delete_client(db.session(), client_id)
         db.session.commit()
     click.echo(f"deleted {client_id}", err=True)
 

@@ -45,5 +45,5 @@ class Runtime:
 
 
 def _verify_credentials(client_id: str, secret: str) -> OAuthClient | None:
-    client = clients.authenticate(db.session, client_id, secret, datetime.now(UTC))
+    client = clients.authenticate(db.session(), client_id, secret, datetime.now(UTC))
     return OAuthClient.from_model(client) if client else None

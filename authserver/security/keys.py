@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -37,7 +38,7 @@ class SigningKey:
     activates_at: datetime
     jwk: RSAKey
 
-    def public_jwk(self) -> dict[str, str]:
+    def public_jwk(self) -> dict[str, Any]:
         """The RFC 7517 public members only, with the ``use``/``alg`` resource servers need."""
         public = self.jwk.as_dict(private=False)
         return {**public, "kid": self.kid, "alg": self.alg, "use": "sig"}

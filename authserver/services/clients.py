@@ -163,7 +163,7 @@ def authenticate(session: Session, client_id: str, secret: str, now: datetime) -
     client = session.scalars(
         select(Client).where(Client.client_id == client_id).options(selectinload(Client.secrets))
     ).one_or_none()
-    live_hashes = [
+    live_hashes: list[str | None] = [
         s.secret_hash for s in (client.secrets if client else []) if not _expired(s, now)
     ] or [None]
     matched = False

@@ -1,0 +1,149 @@
+"""Shared fixtures: real databases (a SQLite file and a throw-away PostgreSQL), real keys on
+disk, and the app served over real HTTP on a loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+import pytest
+import requests
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from authserver import MIGRATIONS_DIR, create_app
+from authserver.config import Settings
+from authserver.extensions import db
+from authserver.security.keys import KeyStore
+from authserver.services import clients as registry
+from tests.support.postgres import PostgresServer
+
+ISSUER = "https://auth.example.test"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server started for this test session from the machine's binaries."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'authserver.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once against a SQLite file and once against PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'authserver.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def _template_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One RSA key generated per session; tests get copies, since generation is slow."""
+    directory = tmp_path_factory.mktemp("keys-template") / "keys"
+    KeyStore(directory).generate()
+    return directory
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path, _template_keys_dir: Path) -> Path:
+    target = tmp_path / "keys"
+    shutil.copytree(_template_keys_dir, target)
+    return target
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or with ``indirect``) to change settings for its app."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "issuer": ISSUER,
+        "default_audience": ISSUER,
+        "keys_dir": keys_dir,
+    }
+    values.update(settings_overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    client_id: str
+    client_secret: str
+    view: dict[str, Any]
+
+
+@pytest.fixture
+def create_client(app: Flask) -> Callable[..., RegisteredClient]:
+    """Register a client through the service layer; returns its one-time plaintext secret."""
+
+    def factory(**overrides: Any) -> RegisteredClient:
+        params: dict[str, Any] = {"name": "test service", "scope": "api"}
+        params.update(overrides)
+        with app.app_context():
+            created = registry.create_client(db.session(), **params)
+            db.session.commit()
+            view = registry.client_view(created.client)
+        return RegisteredClient(view["client_id"], created.client_secret, view)
+
+    return factory
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/oauth2/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app behind a real threaded HTTP server on a free loopback port."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session

@@ -1,0 +1,122 @@
+"""A throw-away PostgreSQL server for the tests, started with initdb/pg_ctl in a temp dir."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+SERVER_BINARIES_GLOB = "/usr/lib/postgresql/*/bin"
+#: initdb refuses to run as root; as root the tests run the server as this account.
+UNPRIVILEGED_USER = "postgres"
+
+
+def find_bin_dir() -> Path:
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    candidates = sorted(glob.glob(SERVER_BINARIES_GLOB), key=_major_version, reverse=True)
+    for candidate in candidates:
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    raise RuntimeError(
+        "PostgreSQL server binaries (initdb, pg_ctl) are not on PATH nor in "
+        f"{SERVER_BINARIES_GLOB}; install Debian's postgresql package (.ci/run does)"
+    )
+
+
+def _major_version(path: str) -> int:
+    try:
+        return int(Path(path).parent.name)
+    except ValueError:
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    bin_dir: Path
+    base_dir: Path
+    port: int
+    run_as: list[str]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @classmethod
+    def start(cls) -> PostgresServer:
+        bin_dir = find_bin_dir()
+        base_dir = Path(tempfile.mkdtemp(prefix="authserver-pg-"))
+        run_as: list[str] = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(UNPRIVILEGED_USER)
+            os.chown(base_dir, account.pw_uid, account.pw_gid)
+            run_as = ["runuser", "-u", UNPRIVILEGED_USER, "--"]
+        server = cls(bin_dir, base_dir, free_port(), run_as)
+        server._run(
+            "initdb",
+            "-D",
+            str(server.data_dir),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
+        options = (
+            f"-p {server.port} -k {base_dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        server._run(
+            "pg_ctl",
+            "-D",
+            str(server.data_dir),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(base_dir / "server.log"),
+            "start",
+        )
+        return server
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self.run_as, str(self.bin_dir / program), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed: {result.stderr.strip() or result.stdout}")
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
