@@ -3,14 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8080
 
 .PHONY: run test lint format clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/authserver db upgrade
-	exec $(BIN)/authserver serve --host $(HOST) --port $(PORT)
+	exec $(BIN)/authserver serve
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest

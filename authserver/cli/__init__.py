@@ -12,7 +12,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.cli import clients, db, keys, serve
-from authserver.cli.context import describe_database_error
+from authserver.cli.context import describe_database_error, load_settings
 from authserver.errors import AuthServerError
 
 
@@ -30,8 +30,10 @@ class AuthServerGroup(click.Group):
 
 @click.group(cls=AuthServerGroup)
 @click.version_option(package_name="authserver")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """OAuth 2.0 authorization server for service-to-service auth."""
+    ctx.obj = load_settings()
 
 
 main.add_command(db.group)

@@ -13,13 +13,38 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import create_app
 from authserver.config import Settings
+from authserver.extensions import db
+from authserver.security.keys import KeyStore
+
+
+def load_settings() -> Settings:
+    """Validate the whole configuration before any command runs, keys folder included.
+
+    Every command fails the same way on a bad value, even one it would not use itself.
+    """
+    settings = Settings.from_env()
+    KeyStore(settings.keys_dir, settings.key_passphrase).ensure_directory()
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings the ``authserver`` group validated for this invocation."""
+    settings = click.get_current_context().find_object(Settings)
+    if settings is None:
+        raise RuntimeError("commands run inside the authserver group")
+    return settings
 
 
 @contextmanager
-def app_context(settings: Settings | None = None) -> Iterator[Flask]:
-    app = create_app(settings or Settings.from_env())
+def app_context() -> Iterator[Flask]:
+    """An app context for one command; its database connections are closed on the way out."""
+    app = create_app(current_settings())
     with app.app_context():
-        yield app
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 def emit_json(document: Any) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli.context import emit_json
-from authserver.config import Settings
+from authserver.cli.context import current_settings, emit_json
 from authserver.security.keys import KeyStore
 from authserver.services.keys import key_statuses, key_view
 
@@ -19,7 +18,7 @@ def group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json: bool) -> None:
     """List signing keys with their state and schedule."""
-    settings = Settings.from_env()
+    settings = current_settings()
     views = [
         key_view(s) for s in key_statuses(KeyStore(settings.keys_dir, settings.key_passphrase))
     ]

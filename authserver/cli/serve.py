@@ -13,7 +13,7 @@ from gunicorn.app.base import BaseApplication
 from sqlalchemy import func, select
 
 from authserver import create_app
-from authserver.cli.context import app_context
+from authserver.cli.context import app_context, current_settings
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.models import Client
@@ -51,11 +51,11 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 )
 def command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API."""
-    settings = Settings.from_env()
+    settings = current_settings()
     created = ensure_signing_key(KeyStore(settings.keys_dir, settings.key_passphrase))
     if created:
         click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
-    with app_context(settings):
+    with app_context():
         client_count = db.session.scalar(select(func.count()).select_from(Client))
     _check_port_free(host, port)
     base_url = f"http://{_display_host(host)}:{port}"

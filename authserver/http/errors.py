@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Flask, Response, request
@@ -42,7 +43,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _database_error(exc: SQLAlchemyError) -> Response:
     """The database is down or restarting: tell clients to retry rather than fail hard."""
-    db.session.rollback()
+    with contextlib.suppress(SQLAlchemyError):
+        db.session.rollback()
     log.error("database error: %s", type(exc).__name__)
     return error_response(
         503, "temporarily_unavailable", "The database is unavailable; retry shortly."
@@ -50,7 +52,5 @@ def _database_error(exc: SQLAlchemyError) -> Response:
 
 
 def _unexpected_error(exc: Exception) -> Response:
-    if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
-        return _http_error(exc)
     log.exception("unhandled error")
     return error_response(500, "server_error", "The server failed to handle the request.")
