@@ -11,7 +11,7 @@ run: $(VENV)/.installed-run
 	exec $(BIN)/authserver serve
 
 test: $(VENV)/.installed-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -11,15 +11,17 @@ from sqlalchemy.engine import Engine, make_url
 from authserver.config import Settings
 from authserver.errors import ConfigError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: RFC 6749 requests are a handful of short parameters; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the WSGI app; ``settings`` defaults to the validated environment."""
-    from authserver import http
-    from authserver.extensions import db, migrate
+def create_app(settings: Settings | None = None, *, with_http: bool = True) -> Flask:
+    """Build the WSGI app; ``settings`` defaults to the validated environment.
+
+    CLI commands that only use the database pass ``with_http=False``: they skip the OAuth
+    layer and its imports, which keeps every admin command quick to start.
+    """
+    from authserver.extensions import db
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -30,8 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         AUTHSERVER_SETTINGS=settings,
     )
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    http.init_app(app, settings)
+    if with_http:
+        from authserver import http
+
+        http.init_app(app, settings)
     return app
 
 

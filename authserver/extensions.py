@@ -1,9 +1,7 @@
 """Flask extension objects, created unbound and attached to an app in ``create_app``."""
 
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
 from authserver.models import Base
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()

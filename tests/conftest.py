@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import flask_migrate
 import pytest
 import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from authserver import MIGRATIONS_DIR, create_app
+from authserver import create_app
 from authserver.config import Settings
 from authserver.extensions import db
+from authserver.schema import upgrade_schema
 from authserver.security.keys import KeyStore
 from authserver.services import clients as registry
 from tests.support.postgres import PostgresServer
@@ -87,8 +87,7 @@ def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, An
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
-    with app.app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    upgrade_schema(app)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -134,7 +133,7 @@ class LiveServer:
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The app behind a real threaded HTTP server on a free loopback port."""
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield LiveServer(f"http://127.0.0.1:{server.server_port}")

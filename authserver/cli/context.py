@@ -38,7 +38,7 @@ def current_settings() -> Settings:
 @contextmanager
 def app_context() -> Iterator[Flask]:
     """An app context for one command; its database connections are closed on the way out."""
-    app = create_app(current_settings())
+    app = create_app(current_settings(), with_http=False)
     with app.app_context():
         try:
             yield app

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import click
-import flask_migrate
 
-from authserver import MIGRATIONS_DIR
-from authserver.cli.context import app_context
+from authserver import create_app
+from authserver.cli.context import current_settings
+from authserver.schema import upgrade_schema
 
 
 @click.group("db")
@@ -17,5 +17,4 @@ def group() -> None:
 @group.command("upgrade")
 def upgrade() -> None:
     """Apply all pending migrations."""
-    with app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    upgrade_schema(create_app(current_settings(), with_http=False))

@@ -6,15 +6,11 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any
 
 import click
-from gunicorn.app.base import BaseApplication
 from sqlalchemy import func, select
 
-from authserver import create_app
 from authserver.cli.context import app_context, current_settings
-from authserver.config import Settings
 from authserver.extensions import db
 from authserver.models import Client
 from authserver.security.keys import KeyStore
@@ -22,22 +18,6 @@ from authserver.services.keys import ensure_signing_key
 
 #: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
 GRACEFUL_TIMEOUT_SECONDS = 5
-
-
-class GunicornServer(BaseApplication):  # type: ignore[misc]
-    """Runs gunicorn in-process with our options; each worker builds its own app after fork."""
-
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self._settings = settings
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for name, value in self._options.items():
-            self.cfg.set(name, value)
-
-    def load(self) -> Any:
-        return create_app(self._settings)
 
 
 @click.command("serve")
@@ -71,6 +51,8 @@ def command(host: str, port: int, workers: int | None) -> None:
         "loglevel": "warning",
         "proc_name": "authserver",
     }
+    from authserver.cli.gunicorn_app import GunicornServer  # gunicorn: only when serving
+
     GunicornServer(settings, options).run()
 
 

@@ -7,6 +7,7 @@ parameter. Parameters sent without a value are treated as omitted (§3.1).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -14,12 +15,16 @@ from flask import Request
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
 REPEATABLE = frozenset({"resource"})
+#: RFC 3986 §2.1: pct-encoded = "%" HEXDIG HEXDIG; parse_qsl would keep a stray "%" as text.
+_BAD_PERCENT_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def parse_form(request: Request) -> dict[str, list[str]]:
     if request.mimetype != FORM_MIMETYPE:
         raise InvalidRequestError(description=f"The body must be {FORM_MIMETYPE}.")
     body = request.get_data(cache=False)
+    if _BAD_PERCENT_ESCAPE.search(body):
+        raise InvalidRequestError(description="The body has a malformed percent-encoding.")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):

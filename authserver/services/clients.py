@@ -21,8 +21,11 @@ from authserver.security import secrets
 from authserver.services.formatting import iso_utc
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
-_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7E]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7E]+")
+#: Anything else cannot be a client id; it is never sent to the database (PostgreSQL rejects
+#: a NUL byte in text with an error, which must not look like an outage).
+_PLAUSIBLE_CLIENT_ID = re.compile(r"[\x21-\x7E]{1,64}")
 MAX_NAME_LENGTH = 200
 MAX_CHOSEN_SECRET_LENGTH = 512
 
@@ -41,7 +44,7 @@ def normalize_scope(scope: str) -> str:
     if not tokens:
         raise InvalidClientData("scope must name at least one scope")
     for token in tokens:
-        if not _SCOPE_TOKEN.match(token):
+        if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidClientData(f"scope {token!r} has characters RFC 6749 section 3.3 forbids")
     return " ".join(dict.fromkeys(tokens))
 
@@ -70,7 +73,7 @@ def _normalize_name(name: str) -> str:
 
 
 def _hash_chosen_secret(secret: str) -> str:
-    if not _PRINTABLE_ASCII.match(secret) or len(secret) > MAX_CHOSEN_SECRET_LENGTH:
+    if not _PRINTABLE_ASCII.fullmatch(secret) or len(secret) > MAX_CHOSEN_SECRET_LENGTH:
         raise InvalidClientData(
             f"the secret must be 1 to {MAX_CHOSEN_SECRET_LENGTH} printable ASCII characters"
         )
@@ -160,9 +163,13 @@ def authenticate(session: Session, client_id: str, secret: str, now: datetime) -
     Every path verifies one hash, so an unknown id, a disabled client and a wrong secret
     cannot be told apart by timing.
     """
-    client = session.scalars(
-        select(Client).where(Client.client_id == client_id).options(selectinload(Client.secrets))
-    ).one_or_none()
+    client = None
+    if _PLAUSIBLE_CLIENT_ID.fullmatch(client_id):
+        client = session.scalars(
+            select(Client)
+            .where(Client.client_id == client_id)
+            .options(selectinload(Client.secrets))
+        ).one_or_none()
     live_hashes: list[str | None] = [
         s.secret_hash for s in (client.secrets if client else []) if not _expired(s, now)
     ] or [None]

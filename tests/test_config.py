@@ -1,0 +1,203 @@
+"""Configuration: ``Settings.from_env`` directly, and bad values through the console script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from authserver.config import DEFAULT_DATABASE_URL, DEFAULT_ISSUER, Settings
+from authserver.errors import ConfigError
+from tests.support.postgres import free_port
+
+AUTHSERVER = Path(sys.executable).parent / "authserver"
+#: A command that wrongly starts serving instead of failing is stopped after this long.
+COMMAND_TIMEOUT_SECONDS = 60
+
+
+# --- Settings.from_env ---
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///instance/authserver.db" == DEFAULT_DATABASE_URL
+    assert settings.issuer == "http://localhost:8080" == DEFAULT_ISSUER
+    assert settings.keys_dir == Path("keys")
+    assert not settings.keys_dir.is_absolute()
+    assert settings.key_passphrase is None
+    assert settings.access_token_ttl == 1800
+    assert settings.default_audience == "http://localhost:8080"
+    assert settings.jwks_max_age == 300
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "AUTHSERVER_DATABASE_URL": "postgresql+psycopg://u@db.example.test/auth",
+            "AUTHSERVER_ISSUER": "https://auth.example.test",
+            "AUTHSERVER_KEYS_DIR": "/srv/auth/keys",
+            "AUTHSERVER_KEY_PASSPHRASE": "correct horse",
+            "AUTHSERVER_ACCESS_TOKEN_TTL": "60",
+            "AUTHSERVER_DEFAULT_AUDIENCE": "https://api.example.test",
+            "AUTHSERVER_JWKS_MAX_AGE": "30",
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://u@db.example.test/auth"
+    assert settings.issuer == "https://auth.example.test"
+    assert settings.keys_dir == Path("/srv/auth/keys")
+    assert settings.key_passphrase == "correct horse"
+    assert settings.access_token_ttl == 60
+    assert settings.default_audience == "https://api.example.test"
+    assert settings.jwks_max_age == 30
+
+
+def test_passphrase_is_not_shown_in_repr() -> None:
+    settings = Settings.from_env({"AUTHSERVER_KEY_PASSPHRASE": "sekrit-passphrase"})
+    assert "sekrit-passphrase" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://auth.example.test/", "https://auth.example.test"),
+        ("https://auth.example.test/tenant/", "https://auth.example.test/tenant"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_trailing_slash_is_stripped_from_issuer(raw: str, expected: str) -> None:
+    settings = Settings.from_env({"AUTHSERVER_ISSUER": raw})
+    assert settings.issuer == expected
+    assert settings.token_endpoint == f"{expected}/oauth2/token"
+    assert settings.jwks_uri == f"{expected}/.well-known/jwks.json"
+
+
+def test_default_audience_is_the_issuer_without_trailing_slash() -> None:
+    settings = Settings.from_env({"AUTHSERVER_ISSUER": "https://auth.example.test/"})
+    assert settings.default_audience == "https://auth.example.test"
+
+
+def test_explicit_default_audience_overrides_the_issuer() -> None:
+    settings = Settings.from_env(
+        {
+            "AUTHSERVER_ISSUER": "https://auth.example.test",
+            "AUTHSERVER_DEFAULT_AUDIENCE": "https://api.example.test",
+        }
+    )
+    assert settings.default_audience == "https://api.example.test"
+
+
+def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AUTHSERVER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AUTHSERVER_ISSUER", "https://from-env.example.test/")
+    monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "42")
+    settings = Settings.from_env()
+    assert settings.issuer == "https://from-env.example.test"
+    assert settings.access_token_ttl == 42
+
+
+BAD_VALUES = [
+    ("AUTHSERVER_ISSUER", "not-a-url"),
+    ("AUTHSERVER_ISSUER", "ftp://auth.example.test"),
+    ("AUTHSERVER_ACCESS_TOKEN_TTL", "0"),
+    ("AUTHSERVER_ACCESS_TOKEN_TTL", "-5"),
+    ("AUTHSERVER_ACCESS_TOKEN_TTL", "abc"),
+    ("AUTHSERVER_JWKS_MAX_AGE", "x"),
+    ("AUTHSERVER_JWKS_MAX_AGE", "0"),
+    ("AUTHSERVER_DEFAULT_AUDIENCE", "not a url"),
+    ("AUTHSERVER_DATABASE_URL", "::garbage"),
+]
+BAD_IDS = [f"{name.removeprefix('AUTHSERVER_')}={value}" for name, value in BAD_VALUES]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=BAD_IDS)
+def test_from_env_rejects_bad_value_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+# --- bad values through the console script ---
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'authserver.db'}"
+    env["AUTHSERVER_KEYS_DIR"] = str(tmp_path / "keys")
+    return env
+
+
+def run_to_exit(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run a command that should fail fast; if it starts serving instead, kill its whole group."""
+    process = subprocess.Popen(
+        [str(AUTHSERVER), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"`authserver {' '.join(args)}` did not exit within {COMMAND_TIMEOUT_SECONDS}s")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode, stdout, stderr
+
+
+def assert_config_error(returncode: int, stderr: str, variable: str) -> None:
+    assert returncode == 1, f"exit {returncode}; stderr:\n{stderr}"
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{stderr}"
+    assert variable in lines[0]
+
+
+COMMANDS = {
+    "serve": lambda: ["serve", "--port", str(free_port()), "--workers", "1"],
+    "clients-list": lambda: ["clients", "list", "--json"],
+    "db-upgrade": lambda: ["db", "upgrade"],
+    "keys-list": lambda: ["keys", "list", "--json"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=BAD_IDS)
+def test_bad_value_stops_the_command_with_one_line_naming_the_variable(
+    tmp_path: Path, command: str, name: str, value: str
+) -> None:
+    env = base_env(tmp_path)
+    env[name] = value
+    returncode, stdout, stderr = run_to_exit(COMMANDS[command](), env)
+    assert_config_error(returncode, stderr, name)
+    assert stdout == ""
+
+
+def unusable_keys_dir(tmp_path: Path, kind: str) -> Path:
+    blocker = tmp_path / "regular-file"
+    blocker.write_text("not a folder\n")
+    return blocker / "keys" if kind == "below-a-file" else blocker
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("kind", ["below-a-file", "is-a-file"])
+def test_keys_dir_that_cannot_be_created_stops_the_command(
+    tmp_path: Path, command: str, kind: str
+) -> None:
+    env = base_env(tmp_path)
+    returncode, _, stderr = run_to_exit(["db", "upgrade"], env)  # the database itself is fine
+    assert returncode == 0, stderr
+    env["AUTHSERVER_KEYS_DIR"] = str(unusable_keys_dir(tmp_path, kind))
+    returncode, stdout, stderr = run_to_exit(COMMANDS[command](), env)
+    assert_config_error(returncode, stderr, "AUTHSERVER_KEYS_DIR")
+    assert stdout == ""

@@ -1,0 +1,142 @@
+"""Liveness and readiness probes, over real HTTP, with real broken dependencies."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from authserver.extensions import db
+from authserver.security.keys import KeyStore
+from tests.conftest import LiveServer
+
+SQLITE_DIR = "database"
+
+
+@pytest.fixture
+def settings_overrides(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> dict[str, Any]:
+    """The SQLite file lives in its own folder so a test can take it away; tests pick a keys
+    folder variant with ``indirect`` parametrization."""
+    overrides: dict[str, Any] = {}
+    if database_url.startswith("sqlite"):
+        overrides["database_url"] = f"sqlite:///{tmp_path / SQLITE_DIR / 'authserver.db'}"
+    variant = getattr(request, "param", None)
+    if variant == "empty_keys_dir":
+        empty = tmp_path / "empty-keys"
+        empty.mkdir(mode=0o700)
+        overrides["keys_dir"] = empty
+    elif variant == "missing_keys_dir":
+        overrides["keys_dir"] = tmp_path / "no-such-keys"
+    elif variant == "only_a_staged_key":
+        staged = tmp_path / "staged-keys"
+        KeyStore(staged).generate(activates_at=datetime.now(UTC) + timedelta(hours=1))
+        overrides["keys_dir"] = staged
+    return overrides
+
+
+def assert_json_not_traceback(response: requests.Response) -> dict[str, Any]:
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "Traceback" not in response.text
+    assert "<html" not in response.text.lower()
+    body: dict[str, Any] = response.json()
+    assert isinstance(body, dict)
+    return body
+
+
+def get(http: requests.Session, live_server: LiveServer, path: str) -> requests.Response:
+    return http.get(live_server.url + path, timeout=15)
+
+
+def make_database_unreachable(app: Flask, database_url: str, tmp_path: Path) -> None:
+    """SQLite: remove the folder holding the file. PostgreSQL: drop this test's database,
+    cutting its connections. The shared server keeps running for the other tests."""
+    if database_url.startswith("sqlite"):
+        shutil.rmtree(tmp_path / SQLITE_DIR)
+    else:
+        url = make_url(database_url)
+        with psycopg.connect(
+            host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_healthz_answers_200(http: requests.Session, live_server: LiveServer) -> None:
+    response = get(http, live_server, "/healthz")
+    assert response.status_code == 200
+    assert_json_not_traceback(response)
+
+
+def test_readyz_answers_200_with_database_and_signing_key(
+    http: requests.Session, live_server: LiveServer
+) -> None:
+    response = get(http, live_server, "/readyz")
+    assert response.status_code == 200
+    assert_json_not_traceback(response)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    ["empty_keys_dir", "missing_keys_dir", "only_a_staged_key"],
+    indirect=True,
+)
+def test_readyz_answers_503_json_without_a_usable_signing_key(
+    http: requests.Session, live_server: LiveServer
+) -> None:
+    response = get(http, live_server, "/readyz")
+    assert response.status_code == 503
+    body = assert_json_not_traceback(response)
+    assert body
+
+
+@pytest.mark.parametrize("settings_overrides", ["empty_keys_dir"], indirect=True)
+def test_healthz_stays_200_without_a_signing_key(
+    http: requests.Session, live_server: LiveServer
+) -> None:
+    assert get(http, live_server, "/healthz").status_code == 200
+
+
+def test_readyz_answers_503_json_when_the_database_is_unreachable(
+    http: requests.Session,
+    live_server: LiveServer,
+    app: Flask,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    assert get(http, live_server, "/readyz").status_code == 200
+
+    make_database_unreachable(app, database_url, tmp_path)
+
+    response = get(http, live_server, "/readyz")
+    assert response.status_code == 503
+    body = assert_json_not_traceback(response)
+    assert body
+    # Liveness says nothing about dependencies: the process still answers.
+    assert get(http, live_server, "/healthz").status_code == 200
+
+
+def test_readyz_turns_ready_once_a_key_file_appears(
+    http: requests.Session, live_server: LiveServer, keys_dir: Path
+) -> None:
+    """Emptied before the first request, the keys folder gets its first key file later."""
+    for path in keys_dir.iterdir():
+        path.unlink()
+    # The ring is loaded lazily on the first request, so it starts with no key.
+    assert get(http, live_server, "/readyz").status_code == 503
+
+    KeyStore(keys_dir).generate()
+    end = time.monotonic() + 2.0
+    while get(http, live_server, "/readyz").status_code != 200 and time.monotonic() < end:
+        time.sleep(0.1)
+    assert get(http, live_server, "/readyz").status_code == 200

@@ -1,0 +1,355 @@
+"""Signing keys on real files: permissions, kid, encryption, error reporting, the key ring."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import stat
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import RSAKey
+
+from authserver.errors import KeyStoreError
+from authserver.security.keyring import RELOAD_INTERVAL_SECONDS, KeyRing, KeyRingLoader
+from authserver.security.keys import KeyStore
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def key_file(directory: Path, kid: str) -> Path:
+    return directory / f"{kid}.key.json"
+
+
+def read_document(path: Path) -> dict[str, str]:
+    document: dict[str, str] = json.loads(path.read_text())
+    return document
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module")
+def plain_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One unencrypted key file, generated once; tests copy its bytes."""
+    directory = tmp_path_factory.mktemp("plain") / "keys"
+    key = KeyStore(directory).generate()
+    return key_file(directory, key.kid)
+
+
+@pytest.fixture(scope="module")
+def encrypted_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("encrypted") / "keys"
+    key = KeyStore(directory, PASSPHRASE).generate()
+    return key_file(directory, key.kid)
+
+
+def copy_into(source: Path, directory: Path) -> Path:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = directory / source.name
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+# --- KeyStore -------------------------------------------------------------------------------
+
+
+def test_generate_creates_the_keys_folder_with_mode_0700(tmp_path: Path) -> None:
+    directory = tmp_path / "nested" / "keys"
+    KeyStore(directory).generate()
+    assert directory.is_dir()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_generate_writes_the_key_file_with_mode_0600(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    key = KeyStore(directory).generate()
+    path = key_file(directory, key.kid)
+    assert path.is_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_generate_leaves_no_temporary_files_behind(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    store = KeyStore(directory)
+    first = store.generate()
+    second = store.generate()
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == sorted([f"{first.kid}.key.json", f"{second.kid}.key.json"])
+
+
+def test_kid_is_the_rfc7638_thumbprint_of_the_public_key(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    key = KeyStore(directory).generate()
+    document = read_document(key_file(directory, key.kid))
+    private_key = serialization.load_pem_private_key(
+        document["private_key"].encode(), password=None
+    )
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+    public_key = private_key.public_key()
+
+    assert key.kid == RSAKey.import_key(public_key).thumbprint()
+
+    # RFC 7638 §3 by hand: SHA-256 of the required members in lexicographic order, no spaces.
+    numbers = public_key.public_numbers()
+    members = {
+        "e": b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+        "kty": "RSA",
+        "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+    }
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    assert key.kid == b64url(hashlib.sha256(canonical).digest())
+    assert document["kid"] == key.kid
+
+
+def test_generated_key_is_rs256_with_at_least_2048_bits(tmp_path: Path) -> None:
+    key = KeyStore(tmp_path / "keys").generate()
+    assert key.alg == "RS256"
+    public = key.public_jwk()
+    n = base64.urlsafe_b64decode(public["n"] + "=" * (-len(public["n"]) % 4))
+    assert len(n) * 8 >= 2048
+
+
+def test_public_jwk_has_no_private_members(tmp_path: Path) -> None:
+    key = KeyStore(tmp_path / "keys").generate()
+    public = key.public_jwk()
+    assert public["kid"] == key.kid
+    assert public["kty"] == "RSA"
+    assert public["alg"] == "RS256"
+    assert public["use"] == "sig"
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(public)
+
+
+def test_generate_then_load_returns_the_same_key_and_schedule(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys")
+    activates_at = datetime.now(UTC) + timedelta(minutes=15)
+    key = store.generate(activates_at=activates_at)
+    [loaded] = store.load_all()
+    assert loaded.kid == key.kid
+    assert loaded.activates_at == activates_at
+    assert loaded.created_at == key.created_at
+    assert loaded.public_jwk() == key.public_jwk()
+
+
+def test_passphrase_writes_an_encrypted_pkcs8_pem(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    key = KeyStore(directory, PASSPHRASE).generate()
+    raw = key_file(directory, key.kid).read_text()
+    pem = read_document(key_file(directory, key.kid))["private_key"]
+    assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert "BEGIN PRIVATE KEY" not in raw
+    assert "BEGIN RSA PRIVATE KEY" not in raw
+    private_key = serialization.load_pem_private_key(pem.encode(), password=PASSPHRASE.encode())
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+    assert RSAKey.import_key(private_key).thumbprint() == key.kid
+
+
+def test_encrypted_key_loads_with_the_passphrase(tmp_path: Path, encrypted_key_file: Path) -> None:
+    copy_into(encrypted_key_file, tmp_path / "keys")
+    [loaded] = KeyStore(tmp_path / "keys", PASSPHRASE).load_all()
+    assert loaded.kid == encrypted_key_file.name.removesuffix(".key.json")
+
+
+def test_without_passphrase_the_pem_is_unencrypted_pkcs8(plain_key_file: Path) -> None:
+    pem = read_document(plain_key_file)["private_key"]
+    assert pem.startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_unencrypted_key_still_loads_when_a_passphrase_is_set(
+    tmp_path: Path, plain_key_file: Path
+) -> None:
+    copy_into(plain_key_file, tmp_path / "keys")
+    [loaded] = KeyStore(tmp_path / "keys", PASSPHRASE).load_all()
+    assert loaded.kid == plain_key_file.name.removesuffix(".key.json")
+
+
+def test_wrong_passphrase_raises_naming_the_file(tmp_path: Path, encrypted_key_file: Path) -> None:
+    path = copy_into(encrypted_key_file, tmp_path / "keys")
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(tmp_path / "keys", "not the passphrase").load_all()
+    assert str(path) in str(caught.value)
+
+
+def test_missing_passphrase_for_an_encrypted_key_raises_naming_the_file(
+    tmp_path: Path, encrypted_key_file: Path
+) -> None:
+    path = copy_into(encrypted_key_file, tmp_path / "keys")
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(tmp_path / "keys").load_all()
+    assert str(path) in str(caught.value)
+    assert "AUTHSERVER_KEY_PASSPHRASE" in str(caught.value)
+
+
+def test_corrupt_json_raises_naming_the_file(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    path = directory / "broken.key.json"
+    path.write_text("{this is not json")
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(directory).load_all()
+    assert str(path) in str(caught.value)
+
+
+def test_key_file_missing_members_raises_naming_the_file(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    path = directory / "partial.key.json"
+    path.write_text(json.dumps({"kid": "partial", "alg": "RS256"}))
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(directory).load_all()
+    assert str(path) in str(caught.value)
+
+
+def test_truncated_key_file_raises_naming_the_file(tmp_path: Path, plain_key_file: Path) -> None:
+    directory = tmp_path / "keys"
+    path = copy_into(plain_key_file, directory)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(directory).load_all()
+    assert str(path) in str(caught.value)
+
+
+def test_truncated_pem_inside_valid_json_raises_naming_the_file(
+    tmp_path: Path, plain_key_file: Path
+) -> None:
+    directory = tmp_path / "keys"
+    path = copy_into(plain_key_file, directory)
+    document = read_document(path)
+    document["private_key"] = document["private_key"][:300]
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyStoreError) as caught:
+        KeyStore(directory).load_all()
+    assert str(path) in str(caught.value)
+
+
+def test_files_without_the_key_suffix_are_ignored(tmp_path: Path, plain_key_file: Path) -> None:
+    directory = tmp_path / "keys"
+    copy_into(plain_key_file, directory)
+    (directory / "README.txt").write_text("not a key")
+    (directory / ".tmp-abandoned.json").write_text("{")
+    assert len(KeyStore(directory).load_all()) == 1
+
+
+def test_missing_folder_loads_no_keys(tmp_path: Path) -> None:
+    assert KeyStore(tmp_path / "absent").load_all() == []
+
+
+# --- KeyRing --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scheduled_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[datetime, KeyRing]:
+    """Three keys: one that activated two hours ago, one an hour ago, one in an hour."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = KeyStore(tmp_path_factory.mktemp("ring") / "keys")
+    for offset in (timedelta(hours=1), timedelta(hours=-2), timedelta(hours=-1)):
+        store.generate(activates_at=now + offset)
+    return now, KeyRing(tuple(store.load_all()))
+
+
+def test_ring_orders_keys_by_activation(scheduled_keys: tuple[datetime, KeyRing]) -> None:
+    now, ring = scheduled_keys
+    assert [k.activates_at - now for k in ring.keys] == [
+        timedelta(hours=-2),
+        timedelta(hours=-1),
+        timedelta(hours=1),
+    ]
+
+
+def test_signing_key_is_the_newest_activated_key(scheduled_keys: tuple[datetime, KeyRing]) -> None:
+    now, ring = scheduled_keys
+    oldest, middle, staged = ring.keys
+    assert ring.signing_key(now) == middle
+    assert ring.signing_key(now - timedelta(minutes=90)) == oldest
+    assert ring.signing_key(now + timedelta(hours=2)) == staged
+
+
+def test_no_signing_key_before_any_activation(scheduled_keys: tuple[datetime, KeyRing]) -> None:
+    now, ring = scheduled_keys
+    assert ring.signing_key(now - timedelta(hours=3)) is None
+    assert KeyRing(()).signing_key(now) is None
+
+
+def test_statuses_report_next_active_retired_with_retirement_times(
+    scheduled_keys: tuple[datetime, KeyRing],
+) -> None:
+    now, ring = scheduled_keys
+    oldest, middle, staged = ring.keys
+    statuses = {s.key.kid: (s.state, s.retires_at) for s in ring.statuses(now)}
+    assert statuses == {
+        oldest.kid: ("retired", middle.activates_at),
+        middle.kid: ("active", staged.activates_at),
+        staged.kid: ("next", None),
+    }
+
+
+def test_jwks_publishes_every_key_of_the_ring(scheduled_keys: tuple[datetime, KeyRing]) -> None:
+    _, ring = scheduled_keys
+    document = json.loads(ring.jwks_body)
+    assert [k["kid"] for k in document["keys"]] == [k.kid for k in ring.keys]
+    assert ring.jwks_etag
+
+
+# --- KeyRingLoader --------------------------------------------------------------------------
+
+
+def wait_for(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return bool(condition())  # type: ignore[operator]
+
+
+def test_loader_picks_up_a_new_key_file_after_the_reload_interval(
+    tmp_path: Path, plain_key_file: Path
+) -> None:
+    directory = tmp_path / "keys"
+    copy_into(plain_key_file, directory)
+    store = KeyStore(directory)
+    loader = KeyRingLoader(store)
+    assert len(loader.current().keys) == 1
+
+    added = store.generate()
+    assert wait_for(
+        lambda: added.kid in {k.kid for k in loader.current().keys},
+        RELOAD_INTERVAL_SECONDS + 1.0,
+    )
+    assert len(loader.current().keys) == 2
+    assert loader.problem is None
+
+
+def test_loader_keeps_the_last_good_ring_when_a_corrupt_file_appears(
+    tmp_path: Path, plain_key_file: Path
+) -> None:
+    directory = tmp_path / "keys"
+    copy_into(plain_key_file, directory)
+    loader = KeyRingLoader(KeyStore(directory))
+    good = loader.current()
+    assert len(good.keys) == 1
+
+    bad = directory / "corrupt.key.json"
+    bad.write_text("{not json")
+    # ``problem`` is refreshed by ``current()``, as every request does.
+    assert wait_for(
+        lambda: loader.current() is not None and loader.problem is not None,
+        RELOAD_INTERVAL_SECONDS + 1.0,
+    )
+    assert str(bad) in (loader.problem or "")
+    assert loader.current() is good
+    assert loader.current().signing_key(datetime.now(UTC)) == good.keys[0]
+
+    bad.unlink()
+    assert wait_for(
+        lambda: loader.current() is not None and loader.problem is None,
+        RELOAD_INTERVAL_SECONDS + 1.0,
+    )
+    assert [k.kid for k in loader.current().keys] == [k.kid for k in good.keys]

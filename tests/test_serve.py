@@ -1,0 +1,476 @@
+"""The real production server: ``authserver serve`` (gunicorn, two workers) in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from authserver.security.keys import KeyStore
+from tests.support.postgres import free_port
+
+AUTHSERVER = Path(sys.executable).parent / "authserver"
+STARTUP_TIMEOUT_SECONDS = 20
+STOP_DEADLINE_SECONDS = 10
+COMMAND_TIMEOUT_SECONDS = 60
+KEY_FILE_GLOB = "*.key.json"
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'authserver.db'}"
+    env["AUTHSERVER_KEYS_DIR"] = str(tmp_path / "keys")
+    env.update(extra)
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(AUTHSERVER), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, f"authserver {' '.join(args)}: {result.stderr}"
+    return result
+
+
+def create_client(env: dict[str, str], scope: str = "api") -> dict[str, Any]:
+    result = cli(env, "clients", "create", "--name", "demo", "--scope", scope, "--json")
+    return json.loads(result.stdout)
+
+
+def run_to_exit(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a ``serve`` expected to fail; if it starts serving instead, kill its process group."""
+    process = subprocess.Popen(
+        [str(AUTHSERVER), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"`authserver {' '.join(args)}` kept running instead of exiting")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def port_accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    env: dict[str, str]
+    stderr_path: Path
+    _stderr_handle: Any = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(self.env["AUTHSERVER_KEYS_DIR"])
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.stderr()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{self.stderr()}")
+
+    def kill(self) -> None:
+        """Teardown: stop the whole process group (master and workers), whatever state it is in."""
+        if group_alive(self.process.pid):
+            os.killpg(self.process.pid, signal.SIGINT)
+            deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+            while group_alive(self.process.pid) and time.monotonic() < deadline:
+                self.process.poll()
+                time.sleep(0.05)
+            if group_alive(self.process.pid):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        try:
+            self.process.wait(timeout=STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stderr_handle.close()
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Starts ``authserver serve --workers 2`` on a free port; every server is killed at the end."""
+    servers: list[Server] = []
+
+    def start(env: dict[str, str], *, migrate: bool = True, wait: bool = True) -> Server:
+        if migrate:
+            cli(env, "db", "upgrade")
+        port = free_port()
+        env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", f"http://127.0.0.1:{port}")}
+        stderr_path = tmp_path / f"serve-{port}.stderr"
+        handle = stderr_path.open("wb")
+        process = subprocess.Popen(
+            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+        server = Server(process, port, env, stderr_path, handle)
+        servers.append(server)
+        if wait:
+            server.wait_until_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+def get_token(server: Server, client_id: str, client_secret: str) -> dict[str, Any]:
+    """A client_credentials token with client_secret_basic, via curl when it is installed."""
+    token_url = f"{server.url}/oauth2/token"
+    curl = shutil.which("curl")
+    if curl:
+        result = subprocess.run(
+            [
+                curl, "-sS", "--max-time", "10", "-w", "\n%{http_code}",
+                "-u", f"{client_id}:{client_secret}",
+                "-d", "grant_type=client_credentials", "-d", "scope=api",
+                token_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        body, _, status = result.stdout.rpartition("\n")
+        assert status == "200", f"{status}: {body}"
+        return json.loads(body)
+    response = requests.post(
+        token_url,
+        auth=(client_id, client_secret),
+        data={"grant_type": "client_credentials", "scope": "api"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def verify_token(server: Server, token: str, client_id: str) -> dict[str, Any]:
+    """What a resource server does: fetch the served JWKS and verify the RFC 9068 token."""
+    issuer = server.env["AUTHSERVER_ISSUER"]
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "RS256"
+    signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(
+        token
+    )
+    assert signing_key.key_id == header["kid"]
+    claims = jwt.decode(
+        token,
+        signing_key.key,
+        algorithms=["RS256"],
+        audience=issuer,
+        issuer=issuer,
+        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+    )
+    assert claims["sub"] == client_id
+    assert claims["client_id"] == client_id
+    assert claims["scope"] == "api"
+    return claims
+
+
+# --- start-up ---
+
+
+def test_serve_creates_the_first_signing_key_with_private_permissions(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    env = base_env(tmp_path)
+    keys_dir = tmp_path / "keys"
+    assert not keys_dir.exists()
+    server = start_server(env)
+    assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
+    key_files = list(keys_dir.glob(KEY_FILE_GLOB))
+    assert len(key_files) == 1, list(keys_dir.iterdir())
+    assert stat.S_IMODE(key_files[0].stat().st_mode) == 0o600
+    assert "ENCRYPTED" not in json.loads(key_files[0].read_text())["private_key"]
+    keys = json.loads(cli(env, "keys", "list", "--json").stdout)
+    assert [(k["kid"], k["state"]) for k in keys] == [
+        (key_files[0].name[: -len(".key.json")], "active")
+    ]
+    assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
+
+
+def test_serve_keeps_an_existing_key(
+    tmp_path: Path, keys_dir: Path, start_server: StartServer
+) -> None:
+    before = sorted(p.name for p in keys_dir.glob(KEY_FILE_GLOB))
+    start_server(base_env(tmp_path, AUTHSERVER_KEYS_DIR=str(keys_dir)))
+    assert sorted(p.name for p in keys_dir.glob(KEY_FILE_GLOB)) == before
+
+
+def test_serve_on_empty_database_prints_the_create_and_curl_commands_once(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    stderr = server.stderr()
+    create_command = f"{AUTHSERVER} clients create --name demo --scope api --json"
+    curl_command = (
+        "curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials -d scope=api "
+        f"http://127.0.0.1:{server.port}/oauth2/token"
+    )
+    assert stderr.count(create_command) == 1, stderr
+    assert stderr.count(curl_command) == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_serve_with_registered_clients_prints_no_first_run_commands(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    env = base_env(tmp_path)
+    cli(env, "db", "upgrade")
+    create_client(env)
+    server = start_server(env)
+    stderr = server.stderr()
+    assert "clients create" not in stderr
+    assert "CLIENT_SECRET" not in stderr
+
+
+# --- the "done when" flow ---
+
+
+def test_cli_client_gets_a_token_that_verifies_against_the_served_jwks(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    client = create_client(server.env)
+    response = get_token(server, client["client_id"], client["client_secret"])
+    assert response["token_type"] == "Bearer"
+    assert response["expires_in"] == 1800
+    assert response["scope"] == "api"
+    claims = verify_token(server, response["access_token"], client["client_id"])
+    assert claims["iss"] == f"http://127.0.0.1:{server.port}"
+    assert claims["aud"] == f"http://127.0.0.1:{server.port}"
+    assert claims["exp"] - claims["iat"] == 1800
+    kids = [k["kid"] for k in json.loads(cli(server.env, "keys", "list", "--json").stdout)]
+    assert jwt.get_unverified_header(response["access_token"])["kid"] in kids
+
+
+def test_client_created_while_serving_works_on_every_worker_without_restart(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    first = create_client(server.env)
+    for _ in range(4):  # warm both workers up with the first client
+        get_token(server, first["client_id"], first["client_secret"])
+    second = create_client(server.env)
+    for _ in range(8):  # no sleep: the new client must work at once, whichever worker answers
+        response = get_token(server, second["client_id"], second["client_secret"])
+        verify_token(server, response["access_token"], second["client_id"])
+    assert server.process.poll() is None
+
+
+def test_client_disabled_while_serving_is_refused_within_two_seconds(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    client = create_client(server.env)
+    get_token(server, client["client_id"], client["client_secret"])
+    cli(server.env, "clients", "disable", client["client_id"])
+    time.sleep(2)
+    for _ in range(6):
+        response = requests.post(
+            f"{server.url}/oauth2/token",
+            auth=(client["client_id"], client["client_secret"]),
+            data={"grant_type": "client_credentials"},
+            timeout=10,
+        )
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_client"
+
+
+# --- stopping and the port ---
+
+
+def test_sigint_stops_the_server_within_10_seconds_and_frees_the_port(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    client = create_client(server.env)
+    get_token(server, client["client_id"], client["client_secret"])
+    started = time.monotonic()
+    os.killpg(server.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    server.process.wait(timeout=STOP_DEADLINE_SECONDS + 5)
+    while group_alive(server.process.pid) and time.monotonic() - started < STOP_DEADLINE_SECONDS:
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    assert elapsed < STOP_DEADLINE_SECONDS, f"took {elapsed:.1f}s"
+    assert not group_alive(server.process.pid), "a worker outlived the master"
+    assert not port_accepts_connections(server.port)
+    with socket.create_server(("127.0.0.1", server.port)):
+        pass  # a new server can bind the port
+    assert "Traceback" not in server.stderr()
+
+
+def test_second_serve_on_a_busy_port_exits_1_with_one_line(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path))
+    result = run_to_exit(["serve", "--port", str(server.port), "--workers", "1"], server.env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(server.port) in lines[0]
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+# --- unusable key files ---
+
+
+def assert_key_file_error(result: subprocess.CompletedProcess[str], key_file: Path) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(key_file) in lines[0] or key_file.name in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "this is not json",
+        json.dumps(
+            {
+                "kid": "broken",
+                "alg": "RS256",
+                "created_at": "2024-01-01T00:00:00+00:00",
+                "activates_at": "2024-01-01T00:00:00+00:00",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            }
+        ),
+        "",
+    ],
+    ids=["not-json", "bad-pem", "empty"],
+)
+def test_corrupt_key_file_stops_serve_naming_the_file(tmp_path: Path, content: str) -> None:
+    env = base_env(tmp_path)
+    cli(env, "db", "upgrade")
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir(mode=0o700, exist_ok=True)
+    key_file = keys_dir / f"broken{KEY_FILE_GLOB[1:]}"
+    key_file.write_text(content)
+    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    assert_key_file_error(result, key_file)
+
+
+def test_key_encrypted_with_another_passphrase_stops_serve_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    env = base_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="the wrong one")
+    cli(env, "db", "upgrade")
+    key = KeyStore(tmp_path / "keys", "the right one").generate()
+    key_file = tmp_path / "keys" / f"{key.kid}.key.json"
+    assert key_file.is_file()
+    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    assert_key_file_error(result, key_file)
+    assert "AUTHSERVER_KEY_PASSPHRASE" in result.stderr
+    assert "the wrong one" not in result.stderr
+
+
+def test_encrypted_key_without_passphrase_stops_serve_naming_the_file(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    cli(env, "db", "upgrade")
+    key = KeyStore(tmp_path / "keys", "a passphrase").generate()
+    key_file = tmp_path / "keys" / f"{key.kid}.key.json"
+    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    assert_key_file_error(result, key_file)
+
+
+def test_with_passphrase_the_generated_key_is_encrypted_pkcs8_and_signs(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    server = start_server(base_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="correct horse"))
+    key_files = list(server.keys_dir.glob(KEY_FILE_GLOB))
+    assert len(key_files) == 1
+    raw = key_files[0].read_text()
+    pem = json.loads(raw)["private_key"]
+    assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert "-----BEGIN PRIVATE KEY-----" not in raw
+    assert stat.S_IMODE(key_files[0].stat().st_mode) == 0o600
+    assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
+    client = create_client(server.env)
+    response = get_token(server, client["client_id"], client["client_secret"])
+    verify_token(server, response["access_token"], client["client_id"])
+
+
+def test_with_passphrase_an_existing_unencrypted_key_still_loads(
+    tmp_path: Path, keys_dir: Path, start_server: StartServer
+) -> None:
+    env = base_env(
+        tmp_path, AUTHSERVER_KEYS_DIR=str(keys_dir), AUTHSERVER_KEY_PASSPHRASE="correct horse"
+    )
+    server = start_server(env)
+    assert len(list(keys_dir.glob(KEY_FILE_GLOB))) == 1
+    client = create_client(server.env)
+    response = get_token(server, client["client_id"], client["client_secret"])
+    verify_token(server, response["access_token"], client["client_id"])
