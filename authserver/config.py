@@ -11,14 +11,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from authserver.errors import ConfigError
 
+T = TypeVar("T", int, None)
+
 DEFAULT_ISSUER = "http://localhost:8080"
 DEFAULT_DATABASE_URL = "sqlite:///instance/authserver.db"
+#: RFC 9068 §2.1 makes RS256 the algorithm every resource server must support.
+DEFAULT_ALG = "RS256"
+SUPPORTED_ALGS = ("RS256", "ES256", "EdDSA")
+RSA_SIZES = (2048, 3072, 4096)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,10 @@ class Settings:
     access_token_ttl: int = 1800
     default_audience: str = DEFAULT_ISSUER
     jwks_max_age: int = 300
+    key_propagation_delay: int = 900
+    signing_alg: str = DEFAULT_ALG
+    rsa_bits: int = 2048
+    key_rotation_days: int | None = None
 
     @property
     def token_endpoint(self) -> str:
@@ -46,6 +57,15 @@ class Settings:
         """Build settings from the environment, failing on the first bad variable."""
         env = os.environ if environ is None else environ
         issuer = _url(env, "AUTHSERVER_ISSUER", DEFAULT_ISSUER).rstrip("/")
+        jwks_max_age = _positive_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300)
+        propagation_delay = _positive_int(env, "AUTHSERVER_KEY_PROPAGATION_DELAY", 900)
+        if propagation_delay < jwks_max_age:
+            # A key that signs before resource servers' cached JWKS can hold it makes tokens
+            # they cannot verify.
+            raise ConfigError(
+                f"AUTHSERVER_KEY_PROPAGATION_DELAY ({propagation_delay}) must be at least "
+                f"AUTHSERVER_JWKS_MAX_AGE ({jwks_max_age})"
+            )
         return cls(
             database_url=_database_url(env),
             issuer=issuer,
@@ -53,7 +73,11 @@ class Settings:
             key_passphrase=env.get("AUTHSERVER_KEY_PASSPHRASE") or None,
             access_token_ttl=_positive_int(env, "AUTHSERVER_ACCESS_TOKEN_TTL", 1800),
             default_audience=_url(env, "AUTHSERVER_DEFAULT_AUDIENCE", issuer),
-            jwks_max_age=_positive_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300),
+            jwks_max_age=jwks_max_age,
+            key_propagation_delay=propagation_delay,
+            signing_alg=_choice(env, "AUTHSERVER_SIGNING_ALG", SUPPORTED_ALGS, DEFAULT_ALG),
+            rsa_bits=int(_choice(env, "AUTHSERVER_RSA_BITS", tuple(map(str, RSA_SIZES)), "2048")),
+            key_rotation_days=_positive_int(env, "AUTHSERVER_KEY_ROTATION_DAYS", None),
         )
 
 
@@ -78,7 +102,7 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: T) -> int | T:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -88,4 +112,11 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value

@@ -282,19 +282,36 @@ def test_statuses_report_next_active_retired_with_retirement_times(
 ) -> None:
     now, ring = scheduled_keys
     oldest, middle, staged = ring.keys
-    statuses = {s.key.kid: (s.state, s.retires_at) for s in ring.statuses(now)}
+    retention = timedelta(minutes=10)
+    statuses = {
+        s.key.kid: (s.state, s.retires_at, s.unpublishes_at) for s in ring.statuses(now, retention)
+    }
     assert statuses == {
-        oldest.kid: ("retired", middle.activates_at),
-        middle.kid: ("active", staged.activates_at),
-        staged.kid: ("next", None),
+        oldest.kid: ("retired", middle.activates_at, middle.activates_at + retention),
+        middle.kid: ("active", staged.activates_at, staged.activates_at + retention),
+        staged.kid: ("next", None, None),
     }
 
 
-def test_jwks_publishes_every_key_of_the_ring(scheduled_keys: tuple[datetime, KeyRing]) -> None:
-    _, ring = scheduled_keys
-    document = json.loads(ring.jwks_body)
+def test_jwks_publishes_next_active_and_retired_keys_within_their_window(
+    scheduled_keys: tuple[datetime, KeyRing],
+) -> None:
+    now, ring = scheduled_keys
+    document = json.loads(ring.jwks(now, timedelta(hours=2)).body)
     assert [k["kid"] for k in document["keys"]] == [k.kid for k in ring.keys]
-    assert ring.jwks_etag
+
+
+def test_jwks_drops_a_retired_key_once_its_window_has_passed(
+    scheduled_keys: tuple[datetime, KeyRing],
+) -> None:
+    """The oldest key stopped signing an hour ago: with 59 minutes of retention it is gone."""
+    now, ring = scheduled_keys
+    oldest, middle, staged = ring.keys
+    kept = ring.jwks(now, timedelta(minutes=61))
+    dropped = ring.jwks(now, timedelta(minutes=59))
+    assert [k["kid"] for k in json.loads(kept.body)["keys"]] == [oldest.kid, middle.kid, staged.kid]
+    assert [k["kid"] for k in json.loads(dropped.body)["keys"]] == [middle.kid, staged.kid]
+    assert kept.etag != dropped.etag
 
 
 # --- KeyRingLoader --------------------------------------------------------------------------
@@ -324,10 +341,10 @@ def test_loader_picks_up_a_new_key_file_after_the_reload_interval(
         RELOAD_INTERVAL_SECONDS + 1.0,
     )
     assert len(loader.current().keys) == 2
-    assert loader.problem is None
+    assert loader.problems == []
 
 
-def test_loader_keeps_the_last_good_ring_when_a_corrupt_file_appears(
+def test_loader_skips_and_reports_a_corrupt_file_and_keeps_the_good_keys(
     tmp_path: Path, plain_key_file: Path
 ) -> None:
     directory = tmp_path / "keys"
@@ -338,18 +355,13 @@ def test_loader_keeps_the_last_good_ring_when_a_corrupt_file_appears(
 
     bad = directory / "corrupt.key.json"
     bad.write_text("{not json")
-    # ``problem`` is refreshed by ``current()``, as every request does.
-    assert wait_for(
-        lambda: loader.current() is not None and loader.problem is not None,
-        RELOAD_INTERVAL_SECONDS + 1.0,
-    )
-    assert str(bad) in (loader.problem or "")
-    assert loader.current() is good
+    # ``problems`` is refreshed by ``current()``, as every request does.
+    assert wait_for(lambda: loader.current() and loader.problems, RELOAD_INTERVAL_SECONDS + 1.0)
+    [problem] = loader.problems
+    assert str(bad) in problem
+    assert [k.kid for k in loader.current().keys] == [k.kid for k in good.keys]
     assert loader.current().signing_key(datetime.now(UTC)) == good.keys[0]
 
     bad.unlink()
-    assert wait_for(
-        lambda: loader.current() is not None and loader.problem is None,
-        RELOAD_INTERVAL_SECONDS + 1.0,
-    )
+    assert wait_for(lambda: loader.current() and not loader.problems, RELOAD_INTERVAL_SECONDS + 1.0)
     assert [k.kid for k in loader.current().keys] == [k.kid for k in good.keys]

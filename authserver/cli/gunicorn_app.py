@@ -8,6 +8,7 @@ from gunicorn.app.base import BaseApplication
 
 from authserver import create_app
 from authserver.config import Settings
+from authserver.scheduler import start_rotation_scheduler
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -21,6 +22,12 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for name, value in self._options.items():
             self.cfg.set(name, value)
+        self.cfg.set("post_worker_init", _start_worker_background_tasks)
 
     def load(self) -> Any:
         return create_app(self._settings)
+
+
+def _start_worker_background_tasks(worker: Any) -> None:
+    """In each worker, after its app is loaded: threads started before fork would not survive."""
+    start_rotation_scheduler(worker.wsgi)

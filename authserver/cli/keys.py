@@ -1,31 +1,71 @@
-"""``authserver keys ...``: inspect the signing keys."""
+"""``authserver keys ...``: inspect, rotate and revoke the signing keys."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
-from authserver.cli.context import current_settings, emit_json
-from authserver.security.keys import KeyStore
-from authserver.services.keys import key_statuses, key_view
+from authserver.cli.context import app_context, current_settings, emit_json
+from authserver.extensions import db
+from authserver.security.keyring import KeyStatus
+from authserver.services import keys as key_service
+from authserver.services.clients import longest_token_ttl
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group("keys")
 def group() -> None:
-    """Inspect signing keys."""
+    """Inspect, rotate and revoke signing keys."""
+
+
+def _retention() -> timedelta:
+    """How long retired keys stay published, from the longest token lifetime in use."""
+    settings = current_settings()
+    with app_context():
+        longest = longest_token_ttl(db.session(), settings.access_token_ttl)
+    return key_service.retention(settings, longest)
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@JSON_OPTION
 def list_(as_json: bool) -> None:
-    """List signing keys with their state and schedule."""
-    settings = current_settings()
-    views = [
-        key_view(s) for s in key_statuses(KeyStore(settings.keys_dir, settings.key_passphrase))
-    ]
+    """List published signing keys with their state and schedule."""
+    views = [key_service.key_view(s) for s in _statuses()]
     if as_json:
         emit_json(views)
         return
     if not views:
         click.echo("No signing keys yet; `authserver serve` creates the first one.", err=True)
     for view in views:
-        click.echo(f"{view['kid']}  {view['alg']}  {view['state']:7}  since {view['activates_at']}")
+        click.echo(
+            f"{view['kid']}  {view['alg']:5}  {view['state']:7}  "
+            f"signs {view['activates_at']} to {view['retires_at'] or '-'}"
+        )
+
+
+@group.command("rotate")
+@click.option("--now", "immediate", is_flag=True, help="Sign with the new key at once.")
+@JSON_OPTION
+def rotate(immediate: bool, as_json: bool) -> None:
+    """Stage a new key: published at once, signing after AUTHSERVER_KEY_PROPAGATION_DELAY."""
+    settings = current_settings()
+    key = key_service.rotate_key(settings, _retention(), immediate=immediate)
+    view = next(key_service.key_view(s) for s in _statuses() if s.key.kid == key.kid)
+    if as_json:
+        emit_json(view)
+        return
+    click.echo(f"{key.kid}  {key.alg}  signs from {view['activates_at']}")
+
+
+@group.command("revoke")
+@click.argument("kid")
+def revoke(kid: str) -> None:
+    """Emergency: drop a key from signing and from the JWKS at once."""
+    signer = key_service.revoke_key(current_settings(), kid, _retention())
+    click.echo(f"revoked {kid}; signing with {signer.kid if signer else 'no key'}", err=True)
+
+
+def _statuses() -> list[KeyStatus]:
+    return key_service.key_statuses(current_settings(), _retention())

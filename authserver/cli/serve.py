@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from authserver.cli.context import app_context, current_settings
 from authserver.extensions import db
 from authserver.models import Client
-from authserver.security.keys import KeyStore
 from authserver.services.keys import ensure_signing_key
 
 #: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
@@ -32,7 +31,7 @@ GRACEFUL_TIMEOUT_SECONDS = 5
 def command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API."""
     settings = current_settings()
-    created = ensure_signing_key(KeyStore(settings.keys_dir, settings.key_passphrase))
+    created = ensure_signing_key(settings)
     if created:
         click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
     with app_context():

@@ -6,6 +6,7 @@ Both are rendered once (the JWKS whenever the keys change) and served as ready b
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import cache
 
 from flask import Blueprint, Response, request
@@ -21,11 +22,11 @@ blueprint = Blueprint("discovery", __name__)
 @blueprint.route("/oauth2/jwks", methods=["GET"])
 def jwks() -> Response:
     runtime = Runtime.current()
-    ring = runtime.keys.current()
-    response = Response(ring.jwks_body, mimetype="application/json")
+    document = runtime.keys.current().jwks(datetime.now(UTC), runtime.retention.current())
+    response = Response(document.body, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={runtime.settings.jwks_max_age}"
-    response.set_etag(ring.jwks_etag)
-    if request.if_none_match.contains_weak(ring.jwks_etag):
+    response.set_etag(document.etag)
+    if request.if_none_match.contains_weak(document.etag):
         response.status_code = 304
         response.set_data(b"")
     return response

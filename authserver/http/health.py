@@ -30,11 +30,11 @@ def readyz() -> Response:
     except SQLAlchemyError:
         db.session.rollback()
         problems.append("database unreachable")
-    keys = Runtime.current().keys
-    if keys.current().signing_key(datetime.now(UTC)) is None:
+    runtime = Runtime.current()
+    if runtime.keys.current().signing_key(datetime.now(UTC)) is None:
         problems.append("no signing key loaded")
-    if keys.problem:
-        problems.append(keys.problem)
     if problems:
-        return json_response(503, {"status": "unavailable", "problems": problems}, NO_STORE)
-    return json_response(200, {"status": "ready"}, NO_STORE)
+        body = {"status": "unavailable", "problems": problems + runtime.keys.problems}
+        return json_response(503, body, NO_STORE)
+    # Unusable spare key files are worth an alert, not worth taking a serving instance out.
+    return json_response(200, {"status": "ready", "warnings": runtime.keys.problems}, NO_STORE)

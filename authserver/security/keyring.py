@@ -1,8 +1,11 @@
 """Which key signs and which keys are published, derived from the key files and the clock.
 
 States are computed, never stored: a key is ``next`` before its ``activates_at``, ``active``
-from then until a newer key activates, ``retired`` afterwards. Two workers that read the same
-files therefore agree on the signing key without talking to each other.
+from then until a newer key activates (its ``retires_at``), ``retired`` afterwards. A retired
+key stays published until every token it can have signed has expired and the resource
+servers' cached JWKS has expired after that:
+``retires_at + longest token lifetime + JWKS max-age``. Two workers or two instances that
+read the same files therefore agree on the signing key and the JWKS without talking.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from authserver.errors import KeyStoreError
 from authserver.security.keys import KeyStore, SigningKey
 
 #: How often a worker looks at the keys folder for changes; well inside the 2 s the
@@ -26,32 +28,44 @@ RELOAD_INTERVAL_SECONDS = 1.0
 class KeyStatus:
     key: SigningKey
     state: str
+    #: When the key stops signing: its successor's activation (None while none is staged).
     retires_at: datetime | None
+    #: When the key leaves the JWKS (None while it still signs or may sign).
+    unpublishes_at: datetime | None
+
+    def published(self, now: datetime) -> bool:
+        return self.unpublishes_at is None or now < self.unpublishes_at
+
+
+@dataclass(frozen=True)
+class JWKSDocument:
+    body: bytes
+    etag: str
 
 
 @dataclass(frozen=True)
 class KeyRing:
-    """An immutable snapshot of the keys folder with its JWKS rendered once."""
+    """An immutable snapshot of the keys folder."""
 
     keys: tuple[SigningKey, ...]
-    jwks_body: bytes = field(init=False)
-    jwks_etag: str = field(init=False)
+    _documents: dict[tuple[str, ...], JWKSDocument] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.keys, key=lambda k: (k.activates_at, k.created_at)))
+        ordered = tuple(sorted(self.keys, key=lambda k: (k.activates_at, k.created_at, k.kid)))
         object.__setattr__(self, "keys", ordered)
-        body = json.dumps(
-            {"keys": [k.public_jwk() for k in ordered]}, separators=(",", ":")
-        ).encode()
-        object.__setattr__(self, "jwks_body", body)
-        object.__setattr__(self, "jwks_etag", hashlib.sha256(body).hexdigest()[:32])
 
     def signing_key(self, now: datetime) -> SigningKey | None:
         """The newest key whose activation time has come."""
-        started = [k for k in self.keys if k.activates_at <= now]
-        return started[-1] if started else None
+        signer = None
+        for key in self.keys:
+            if key.activates_at <= now:
+                signer = key
+        return signer
 
-    def statuses(self, now: datetime) -> list[KeyStatus]:
+    def statuses(self, now: datetime, retention: timedelta) -> list[KeyStatus]:
+        """Each key's state; ``retention`` = longest token lifetime + JWKS max-age."""
         result = []
         for index, key in enumerate(self.keys):
             successor = self.keys[index + 1] if index + 1 < len(self.keys) else None
@@ -62,25 +76,43 @@ class KeyRing:
                 state = "retired"
             else:
                 state = "active"
-            result.append(KeyStatus(key, state, retires_at))
+            unpublishes_at = retires_at + retention if retires_at else None
+            result.append(KeyStatus(key, state, retires_at, unpublishes_at))
         return result
+
+    def published(self, now: datetime, retention: timedelta) -> list[SigningKey]:
+        return [s.key for s in self.statuses(now, retention) if s.published(now)]
+
+    def jwks(self, now: datetime, retention: timedelta) -> JWKSDocument:
+        """The JWK Set of the published keys, rendered once per distinct set."""
+        keys = self.published(now, retention)
+        kids = tuple(k.kid for k in keys)
+        document = self._documents.get(kids)
+        if document is None:
+            body = json.dumps(
+                {"keys": [k.public_jwk() for k in keys]}, separators=(",", ":")
+            ).encode()
+            document = JWKSDocument(body, hashlib.sha256(body).hexdigest()[:32])
+            self._documents[kids] = document
+        return document
 
 
 class KeyRingLoader:
-    """Keeps a worker's :class:`KeyRing` current by polling the folder's modification stamp.
+    """Keeps a worker's :class:`KeyRing` current by polling the keys folder.
 
-    The poll is one ``stat`` per interval, so the token endpoint never reads a file. Loading is
-    lazy, so CLI commands that never sign do not need readable keys. A key file that cannot be
-    loaded leaves the last good ring in place and is reported through ``problem`` (``/readyz``).
+    The poll lists the folder and stats the key files once per interval, so the token
+    endpoint never reads a file. Loading is lazy, so CLI commands that never sign do not need
+    readable keys. A key file that cannot be used is skipped and reported through
+    ``problems`` (shown by ``/readyz``); it never takes a worker down.
     """
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._stamp: int | None = None
+        self._stamp: object = None
         self._ring = KeyRing(())
         self._checked_at = -RELOAD_INTERVAL_SECONDS
-        self.problem: str | None = None
+        self.problems: list[str] = []
 
     def current(self) -> KeyRing:
         if time.monotonic() - self._checked_at >= RELOAD_INTERVAL_SECONDS:
@@ -93,9 +125,7 @@ class KeyRingLoader:
             stamp = self._store.stamp()
             if stamp == self._stamp:
                 return
-            try:
-                self._ring = KeyRing(tuple(self._store.load_all()))
-                self.problem = None
-            except KeyStoreError as exc:
-                self.problem = str(exc)
+            result = self._store.load()
+            self._ring = KeyRing(tuple(result.keys))
+            self.problems = result.problems
             self._stamp = stamp

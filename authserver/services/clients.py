@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from authserver.errors import ClientNotFound, InvalidClientData
@@ -183,6 +183,12 @@ def authenticate(session: Session, client_id: str, secret: str, now: datetime) -
 
 def _expired(secret: ClientSecret, now: datetime) -> bool:
     return secret.expires_at is not None and secret.expires_at <= now
+
+
+def longest_token_ttl(session: Session, default_ttl: int) -> int:
+    """The longest lifetime any client's tokens can have: how long a retired key must stay."""
+    longest = session.scalar(select(func.max(Client.token_ttl)))
+    return max(default_ttl, longest or 0)
 
 
 def client_view(client: Client) -> dict[str, Any]:
