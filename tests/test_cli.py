@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,74 +14,19 @@ from authserver import create_app
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.services import clients as registry
+from tests.support.cli import (
+    CLIENT_FIELDS,
+    RunCli,
+    assert_one_line_error,
+    base_env,
+    make_runner,
+    ok,
+    ok_json,
+    run_python_module,
+)
 
-AUTHSERVER = Path(sys.executable).parent / "authserver"
-CLI_TIMEOUT_SECONDS = 120
-
-CLIENT_FIELDS = {
-    "client_id",
-    "name",
-    "scope",
-    "audiences",
-    "token_ttl",
-    "enabled",
-    "created_at",
-    "last_used_at",
-}
 KEY_FIELDS = {"kid", "alg", "state", "created_at", "activates_at", "retires_at"}
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-RunCli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def base_env(database_url: str, keys_dir: Path) -> dict[str, str]:
-    """The caller's environment without any AUTHSERVER_* leaking in, plus the two paths."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
-    env["AUTHSERVER_DATABASE_URL"] = database_url
-    env["AUTHSERVER_KEYS_DIR"] = str(keys_dir)
-    return env
-
-
-def run_authserver(
-    env: dict[str, str], *args: str, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(AUTHSERVER), *args],
-        env=env,
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-
-
-def make_runner(env: dict[str, str]) -> RunCli:
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run_authserver(env, *args, input=input)
-
-    return run
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"exit {result.returncode}; stderr:\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(result).stdout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int = 1) -> str:
-    assert result.returncode == status, (
-        f"exit {result.returncode}; stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    )
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got:\n{result.stderr}"
-    return lines[0]
 
 
 def assert_iso_utc(value: Any, *, near: datetime | None = None) -> datetime:
@@ -244,23 +185,14 @@ def test_secret_stdin_without_trailing_newline_is_taken_verbatim(
     assert registered_secret_works(env, created["client_id"], "no-newline-secret")
 
 
-@pytest.mark.parametrize("stdin", ["", "\n"], ids=["empty", "only-newline"])
-def test_secret_stdin_empty_exits_1_with_one_line_and_creates_nothing(
-    cli: RunCli, stdin: str
-) -> None:
-    result = cli(
-        "clients", "create", "--name", "x", "--scope", "api", "--secret-stdin", input=stdin
-    )
-    assert_one_line_error(result)
-    assert ok_json(cli("clients", "list", "--json")) == []
-
-
 @pytest.mark.parametrize(
     "stdin",
-    ["bad\x01secret\n", "tab\tsecret\n", "two-newlines\n\n", "caf\u00e9-secret\n"],
-    ids=["control", "tab", "two-trailing-newlines", "non-ascii"],
+    ["", "\n", "bad\x01secret\n", "tab\tsecret\n", "two-newlines\n\n", "caf\u00e9-secret\n"],
+    ids=["empty", "only-newline", "control", "tab", "two-trailing-newlines", "non-ascii"],
 )
-def test_secret_stdin_non_printable_exits_1_and_creates_nothing(cli: RunCli, stdin: str) -> None:
+def test_secret_stdin_empty_or_non_printable_exits_1_and_creates_nothing(
+    cli: RunCli, stdin: str
+) -> None:
     result = cli(
         "clients", "create", "--name", "x", "--scope", "api", "--secret-stdin", input=stdin
     )
@@ -508,14 +440,7 @@ def test_keys_list_json_on_empty_folder_is_an_empty_list(run_cli: RunCli) -> Non
 
 
 def test_python_dash_m_authserver_help_lists_the_commands(env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "authserver", "--help"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
+    result = run_python_module(env, "--help")
     assert result.returncode == 0, result.stderr
     for command in ("clients", "db", "keys", "serve"):
         assert command in result.stdout
@@ -523,14 +448,7 @@ def test_python_dash_m_authserver_help_lists_the_commands(env: dict[str, str]) -
 
 def test_python_dash_m_authserver_runs_commands(cli: RunCli, env: dict[str, str]) -> None:
     created = create(cli)
-    result = subprocess.run(
-        [sys.executable, "-m", "authserver", "clients", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
+    result = run_python_module(env, "clients", "list", "--json")
     assert result.returncode == 0, result.stderr
     assert [c["client_id"] for c in json.loads(result.stdout)] == [created["client_id"]]
 

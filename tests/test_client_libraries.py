@@ -16,6 +16,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuth2Session
 
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
+from tests.support.tokens import decode_with_jwks, verify_access_token
 
 AUDIENCE = "https://api.example.test"
 
@@ -29,20 +30,13 @@ def verify_as_resource_server(
     live_server: LiveServer, access_token: str, client: RegisteredClient
 ) -> dict[str, Any]:
     """What a resource server does: JWKS lookup by kid, RS256 only, aud/iss/typ checked."""
-    assert jwt.get_unverified_header(access_token)["typ"] == "at+jwt"
-    signing_key = jwt.PyJWKClient(live_server.jwks_url).get_signing_key_from_jwt(access_token)
-    claims: dict[str, Any] = jwt.decode(
+    return verify_access_token(
+        live_server.jwks_url,
         access_token,
-        signing_key.key,
-        algorithms=["RS256"],
+        client_id=client.client_id,
         audience=AUDIENCE,
         issuer=ISSUER,
-        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
     )
-    assert claims["client_id"] == client.client_id
-    assert claims["sub"] == client.client_id
-    assert claims["scope"] == "api"
-    return claims
 
 
 def record_requests(session: requests.Session) -> list[requests.PreparedRequest]:
@@ -193,15 +187,11 @@ def test_token_from_one_library_is_rejected_by_resource_server_expecting_other_a
         token = session.fetch_token(
             live_server.token_url, grant_type="client_credentials", timeout=30
         )
-    signing_key = jwt.PyJWKClient(live_server.jwks_url).get_signing_key_from_jwt(
-        token["access_token"]
-    )
 
     with pytest.raises(jwt.InvalidAudienceError):
-        jwt.decode(
+        decode_with_jwks(
+            live_server.jwks_url,
             token["access_token"],
-            signing_key.key,
-            algorithms=["RS256"],
             audience="https://somewhere-else.example.test",
             issuer=ISSUER,
         )

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from authserver.config import DEFAULT_DATABASE_URL, DEFAULT_ISSUER, Settings
 from authserver.errors import ConfigError
+from tests.support.cli import assert_one_line_error, run_to_exit, sqlite_env
 from tests.support.postgres import free_port
-
-AUTHSERVER = Path(sys.executable).parent / "authserver"
-#: A command that wrongly starts serving instead of failing is stopped after this long.
-COMMAND_TIMEOUT_SECONDS = 60
-
 
 # --- Settings.from_env ---
 
@@ -124,43 +118,9 @@ def test_from_env_rejects_bad_value_naming_the_variable(name: str, value: str) -
 # --- bad values through the console script ---
 
 
-def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
-    env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'authserver.db'}"
-    env["AUTHSERVER_KEYS_DIR"] = str(tmp_path / "keys")
-    return env
-
-
-def run_to_exit(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Run a command that should fail fast; if it starts serving instead, kill its whole group."""
-    process = subprocess.Popen(
-        [str(AUTHSERVER), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail(f"`authserver {' '.join(args)}` did not exit within {COMMAND_TIMEOUT_SECONDS}s")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return process.returncode, stdout, stderr
-
-
-def assert_config_error(returncode: int, stderr: str, variable: str) -> None:
-    assert returncode == 1, f"exit {returncode}; stderr:\n{stderr}"
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got:\n{stderr}"
-    assert variable in lines[0]
+def assert_config_error(result: subprocess.CompletedProcess[str], variable: str) -> None:
+    assert variable in assert_one_line_error(result)
+    assert result.stdout == ""
 
 
 COMMANDS = {
@@ -176,11 +136,8 @@ COMMANDS = {
 def test_bad_value_stops_the_command_with_one_line_naming_the_variable(
     tmp_path: Path, command: str, name: str, value: str
 ) -> None:
-    env = base_env(tmp_path)
-    env[name] = value
-    returncode, stdout, stderr = run_to_exit(COMMANDS[command](), env)
-    assert_config_error(returncode, stderr, name)
-    assert stdout == ""
+    env = sqlite_env(tmp_path, **{name: value})
+    assert_config_error(run_to_exit(COMMANDS[command](), env), name)
 
 
 def unusable_keys_dir(tmp_path: Path, kind: str) -> Path:
@@ -194,10 +151,8 @@ def unusable_keys_dir(tmp_path: Path, kind: str) -> Path:
 def test_keys_dir_that_cannot_be_created_stops_the_command(
     tmp_path: Path, command: str, kind: str
 ) -> None:
-    env = base_env(tmp_path)
-    returncode, _, stderr = run_to_exit(["db", "upgrade"], env)  # the database itself is fine
-    assert returncode == 0, stderr
+    env = sqlite_env(tmp_path)
+    result = run_to_exit(["db", "upgrade"], env)  # the database itself is fine
+    assert result.returncode == 0, result.stderr
     env["AUTHSERVER_KEYS_DIR"] = str(unusable_keys_dir(tmp_path, kind))
-    returncode, stdout, stderr = run_to_exit(COMMANDS[command](), env)
-    assert_config_error(returncode, stderr, "AUTHSERVER_KEYS_DIR")
-    assert stdout == ""
+    assert_config_error(run_to_exit(COMMANDS[command](), env), "AUTHSERVER_KEYS_DIR")

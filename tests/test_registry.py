@@ -16,6 +16,7 @@ from authserver.errors import ClientNotFound, InvalidClientData
 from authserver.extensions import db
 from authserver.models import Client, ClientSecret
 from authserver.services import clients as registry
+from tests.support.cli import CLIENT_FIELDS
 
 CHOSEN_SECRET = "Migrated-Secret-from-old-IdP-7f3c9a1e"
 UNKNOWN_ID = "cli_doesnotexist0000000"
@@ -95,16 +96,7 @@ def test_create_returns_a_generated_secret_and_stores_the_client(app: Flask) -> 
 def test_client_view_never_contains_a_secret_or_hash(app: Flask) -> None:
     client_id, secret = create(app)
     shown = view(app, client_id)
-    assert set(shown) == {
-        "client_id",
-        "name",
-        "scope",
-        "audiences",
-        "token_ttl",
-        "enabled",
-        "created_at",
-        "last_used_at",
-    }
+    assert set(shown) == CLIENT_FIELDS
     rendered = repr(shown)
     assert secret not in rendered
     for stored in secret_hashes(app, client_id):

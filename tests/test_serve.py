@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,64 +19,30 @@ import pytest
 import requests
 
 from authserver.security.keys import KeyStore
+from tests.support.cli import (
+    AUTHSERVER,
+    assert_one_line_error,
+    ok,
+    run_authserver,
+    run_to_exit,
+    sqlite_env,
+)
 from tests.support.postgres import free_port
+from tests.support.tokens import fetch_token, verify_access_token
 
-AUTHSERVER = Path(sys.executable).parent / "authserver"
 STARTUP_TIMEOUT_SECONDS = 20
 STOP_DEADLINE_SECONDS = 10
-COMMAND_TIMEOUT_SECONDS = 60
 KEY_FILE_GLOB = "*.key.json"
 
 
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
-    env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'authserver.db'}"
-    env["AUTHSERVER_KEYS_DIR"] = str(tmp_path / "keys")
-    env.update(extra)
-    return env
-
-
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(AUTHSERVER), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == 0, f"authserver {' '.join(args)}: {result.stderr}"
-    return result
+    """Run an ``authserver`` command that must succeed."""
+    return ok(run_authserver(env, *args))
 
 
 def create_client(env: dict[str, str], scope: str = "api") -> dict[str, Any]:
     result = cli(env, "clients", "create", "--name", "demo", "--scope", scope, "--json")
     return json.loads(result.stdout)
-
-
-def run_to_exit(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a ``serve`` expected to fail; if it starts serving instead, kill its process group."""
-    process = subprocess.Popen(
-        [str(AUTHSERVER), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail(f"`authserver {' '.join(args)}` kept running instead of exiting")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def group_alive(pgid: int) -> bool:
@@ -184,58 +148,35 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 
 
 def get_token(server: Server, client_id: str, client_secret: str) -> dict[str, Any]:
-    """A client_credentials token with client_secret_basic, via curl when it is installed."""
-    token_url = f"{server.url}/oauth2/token"
-    curl = shutil.which("curl")
-    if curl:
-        result = subprocess.run(
-            [
-                curl, "-sS", "--max-time", "10", "-w", "\n%{http_code}",
-                "-u", f"{client_id}:{client_secret}",
-                "-d", "grant_type=client_credentials", "-d", "scope=api",
-                token_url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        body, _, status = result.stdout.rpartition("\n")
-        assert status == "200", f"{status}: {body}"
-        return json.loads(body)
-    response = requests.post(
-        token_url,
-        auth=(client_id, client_secret),
-        data={"grant_type": "client_credentials", "scope": "api"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return fetch_token(f"{server.url}/oauth2/token", client_id, client_secret)
 
 
 def verify_token(server: Server, token: str, client_id: str) -> dict[str, Any]:
     """What a resource server does: fetch the served JWKS and verify the RFC 9068 token."""
     issuer = server.env["AUTHSERVER_ISSUER"]
-    header = jwt.get_unverified_header(token)
-    assert header["typ"] == "at+jwt"
-    assert header["alg"] == "RS256"
-    signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(
-        token
-    )
-    assert signing_key.key_id == header["kid"]
-    claims = jwt.decode(
+    return verify_access_token(
+        f"{server.url}/.well-known/jwks.json",
         token,
-        signing_key.key,
-        algorithms=["RS256"],
+        client_id=client_id,
         audience=issuer,
         issuer=issuer,
-        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
     )
-    assert claims["sub"] == client_id
-    assert claims["client_id"] == client_id
-    assert claims["scope"] == "api"
-    return claims
+
+
+def assert_new_client_gets_a_verifiable_token(server: Server) -> None:
+    client = create_client(server.env)
+    response = get_token(server, client["client_id"], client["client_secret"])
+    verify_token(server, response["access_token"], client["client_id"])
+
+
+def serve_with_a_working_client(
+    tmp_path: Path, start_server: StartServer
+) -> tuple[Server, dict[str, Any]]:
+    """A started server and a client that has already got a token from it."""
+    server = start_server(sqlite_env(tmp_path))
+    client = create_client(server.env)
+    get_token(server, client["client_id"], client["client_secret"])
+    return server, client
 
 
 # --- start-up ---
@@ -244,7 +185,7 @@ def verify_token(server: Server, token: str, client_id: str) -> dict[str, Any]:
 def test_serve_creates_the_first_signing_key_with_private_permissions(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    env = base_env(tmp_path)
+    env = sqlite_env(tmp_path)
     keys_dir = tmp_path / "keys"
     assert not keys_dir.exists()
     server = start_server(env)
@@ -264,14 +205,14 @@ def test_serve_keeps_an_existing_key(
     tmp_path: Path, keys_dir: Path, start_server: StartServer
 ) -> None:
     before = sorted(p.name for p in keys_dir.glob(KEY_FILE_GLOB))
-    start_server(base_env(tmp_path, AUTHSERVER_KEYS_DIR=str(keys_dir)))
+    start_server(sqlite_env(tmp_path, AUTHSERVER_KEYS_DIR=str(keys_dir)))
     assert sorted(p.name for p in keys_dir.glob(KEY_FILE_GLOB)) == before
 
 
 def test_serve_on_empty_database_prints_the_create_and_curl_commands_once(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
+    server = start_server(sqlite_env(tmp_path))
     stderr = server.stderr()
     create_command = f"{AUTHSERVER} clients create --name demo --scope api --json"
     curl_command = (
@@ -286,7 +227,7 @@ def test_serve_on_empty_database_prints_the_create_and_curl_commands_once(
 def test_serve_with_registered_clients_prints_no_first_run_commands(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    env = base_env(tmp_path)
+    env = sqlite_env(tmp_path)
     cli(env, "db", "upgrade")
     create_client(env)
     server = start_server(env)
@@ -301,7 +242,7 @@ def test_serve_with_registered_clients_prints_no_first_run_commands(
 def test_cli_client_gets_a_token_that_verifies_against_the_served_jwks(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
+    server = start_server(sqlite_env(tmp_path))
     client = create_client(server.env)
     response = get_token(server, client["client_id"], client["client_secret"])
     assert response["token_type"] == "Bearer"
@@ -318,7 +259,7 @@ def test_cli_client_gets_a_token_that_verifies_against_the_served_jwks(
 def test_client_created_while_serving_works_on_every_worker_without_restart(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
+    server = start_server(sqlite_env(tmp_path))
     first = create_client(server.env)
     for _ in range(4):  # warm both workers up with the first client
         get_token(server, first["client_id"], first["client_secret"])
@@ -332,9 +273,7 @@ def test_client_created_while_serving_works_on_every_worker_without_restart(
 def test_client_disabled_while_serving_is_refused_within_two_seconds(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
-    client = create_client(server.env)
-    get_token(server, client["client_id"], client["client_secret"])
+    server, client = serve_with_a_working_client(tmp_path, start_server)
     cli(server.env, "clients", "disable", client["client_id"])
     time.sleep(2)
     for _ in range(6):
@@ -354,9 +293,7 @@ def test_client_disabled_while_serving_is_refused_within_two_seconds(
 def test_sigint_stops_the_server_within_10_seconds_and_frees_the_port(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
-    client = create_client(server.env)
-    get_token(server, client["client_id"], client["client_secret"])
+    server, _ = serve_with_a_working_client(tmp_path, start_server)
     started = time.monotonic()
     os.killpg(server.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     server.process.wait(timeout=STOP_DEADLINE_SECONDS + 5)
@@ -374,25 +311,23 @@ def test_sigint_stops_the_server_within_10_seconds_and_frees_the_port(
 def test_second_serve_on_a_busy_port_exits_1_with_one_line(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path))
+    server = start_server(sqlite_env(tmp_path))
     result = run_to_exit(["serve", "--port", str(server.port), "--workers", "1"], server.env)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert str(server.port) in lines[0]
+    assert str(server.port) in assert_one_line_error(result)
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
 # --- unusable key files ---
 
 
+def serve_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``authserver serve`` on a free port, expected to refuse to start."""
+    return run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+
+
 def assert_key_file_error(result: subprocess.CompletedProcess[str], key_file: Path) -> None:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert str(key_file) in lines[0] or key_file.name in lines[0], lines[0]
+    line = assert_one_line_error(result)
+    assert str(key_file) in line or key_file.name in line, line
 
 
 @pytest.mark.parametrize(
@@ -413,43 +348,43 @@ def assert_key_file_error(result: subprocess.CompletedProcess[str], key_file: Pa
     ids=["not-json", "bad-pem", "empty"],
 )
 def test_corrupt_key_file_stops_serve_naming_the_file(tmp_path: Path, content: str) -> None:
-    env = base_env(tmp_path)
+    env = sqlite_env(tmp_path)
     cli(env, "db", "upgrade")
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     key_file = keys_dir / f"broken{KEY_FILE_GLOB[1:]}"
     key_file.write_text(content)
-    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    result = serve_to_exit(env)
     assert_key_file_error(result, key_file)
 
 
 def test_key_encrypted_with_another_passphrase_stops_serve_naming_the_file(
     tmp_path: Path,
 ) -> None:
-    env = base_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="the wrong one")
+    env = sqlite_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="the wrong one")
     cli(env, "db", "upgrade")
     key = KeyStore(tmp_path / "keys", "the right one").generate()
     key_file = tmp_path / "keys" / f"{key.kid}.key.json"
     assert key_file.is_file()
-    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    result = serve_to_exit(env)
     assert_key_file_error(result, key_file)
     assert "AUTHSERVER_KEY_PASSPHRASE" in result.stderr
     assert "the wrong one" not in result.stderr
 
 
 def test_encrypted_key_without_passphrase_stops_serve_naming_the_file(tmp_path: Path) -> None:
-    env = base_env(tmp_path)
+    env = sqlite_env(tmp_path)
     cli(env, "db", "upgrade")
     key = KeyStore(tmp_path / "keys", "a passphrase").generate()
     key_file = tmp_path / "keys" / f"{key.kid}.key.json"
-    result = run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
+    result = serve_to_exit(env)
     assert_key_file_error(result, key_file)
 
 
 def test_with_passphrase_the_generated_key_is_encrypted_pkcs8_and_signs(
     tmp_path: Path, start_server: StartServer
 ) -> None:
-    server = start_server(base_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="correct horse"))
+    server = start_server(sqlite_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="correct horse"))
     key_files = list(server.keys_dir.glob(KEY_FILE_GLOB))
     assert len(key_files) == 1
     raw = key_files[0].read_text()
@@ -458,19 +393,15 @@ def test_with_passphrase_the_generated_key_is_encrypted_pkcs8_and_signs(
     assert "-----BEGIN PRIVATE KEY-----" not in raw
     assert stat.S_IMODE(key_files[0].stat().st_mode) == 0o600
     assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
-    client = create_client(server.env)
-    response = get_token(server, client["client_id"], client["client_secret"])
-    verify_token(server, response["access_token"], client["client_id"])
+    assert_new_client_gets_a_verifiable_token(server)
 
 
 def test_with_passphrase_an_existing_unencrypted_key_still_loads(
     tmp_path: Path, keys_dir: Path, start_server: StartServer
 ) -> None:
-    env = base_env(
+    env = sqlite_env(
         tmp_path, AUTHSERVER_KEYS_DIR=str(keys_dir), AUTHSERVER_KEY_PASSPHRASE="correct horse"
     )
     server = start_server(env)
     assert len(list(keys_dir.glob(KEY_FILE_GLOB))) == 1
-    client = create_client(server.env)
-    response = get_token(server, client["client_id"], client["client_secret"])
-    verify_token(server, response["access_token"], client["client_id"])
+    assert_new_client_gets_a_verifiable_token(server)

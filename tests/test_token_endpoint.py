@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -60,6 +61,29 @@ def issue(
     return body
 
 
+@dataclass(frozen=True)
+class TokenEndpoint:
+    """The live token endpoint, used with one client authentication method."""
+
+    http: requests.Session
+    live_server: LiveServer
+    method: str
+
+    def issue(
+        self, client: RegisteredClient, data: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]:
+        return issue(self.http, self.live_server, client, self.method, data)
+
+    def claims(self, access_token: str, audience: str | list[str]) -> Any:
+        return claims_of(self.live_server, access_token, audience)
+
+
+@pytest.fixture
+def endpoint(live_server: LiveServer, http: requests.Session, method: str) -> TokenEndpoint:
+    """For tests parametrized over ``method`` (the client authentication method)."""
+    return TokenEndpoint(http, live_server, method)
+
+
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_token_response_has_bearer_fields_and_no_store_headers(
     live_server: LiveServer,
@@ -107,15 +131,13 @@ def test_token_is_rs256_at_jwt_signed_with_a_key_in_the_served_jwks(
 
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_token_claims_name_issuer_client_audience_lifetime_and_scope(
-    live_server: LiveServer,
-    http: requests.Session,
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
 ) -> None:
     client = create_client(scope="api", audiences=["https://api.example.test"])
-    body = issue(http, live_server, client, method)
+    body = endpoint.issue(client)
 
-    claims = claims_of(live_server, body["access_token"], "https://api.example.test")
+    claims = endpoint.claims(body["access_token"], "https://api.example.test")
     assert claims["iss"] == ISSUER
     assert claims["sub"] == client.client_id
     assert claims["client_id"] == client.client_id
@@ -128,20 +150,15 @@ def test_token_claims_name_issuer_client_audience_lifetime_and_scope(
 
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_each_token_gets_a_unique_jti(
-    live_server: LiveServer,
-    http: requests.Session,
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
 ) -> None:
     client = create_client()
-    first = issue(http, live_server, client, method)["access_token"]
-    second = issue(http, live_server, client, method)["access_token"]
+    first = endpoint.issue(client)["access_token"]
+    second = endpoint.issue(client)["access_token"]
 
     assert first != second
-    assert (
-        claims_of(live_server, first, ISSUER)["jti"]
-        != claims_of(live_server, second, ISSUER)["jti"]
-    )
+    assert endpoint.claims(first, ISSUER)["jti"] != endpoint.claims(second, ISSUER)["jti"]
 
 
 # --- scope -------------------------------------------------------------------------------
@@ -149,58 +166,39 @@ def test_each_token_gets_a_unique_jti(
 
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_token_without_scope_grants_all_registered_scopes(
-    live_server: LiveServer,
-    http: requests.Session,
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
 ) -> None:
     client = create_client(scope="read write admin")
-    body = issue(http, live_server, client, method)
+    body = endpoint.issue(client)
 
     assert body["scope"].split() == ["read", "write", "admin"]
-    assert claims_of(live_server, body["access_token"], ISSUER)["scope"] == body["scope"]
+    assert endpoint.claims(body["access_token"], ISSUER)["scope"] == body["scope"]
 
 
+@pytest.mark.parametrize(
+    ("registered", "requested"),
+    [
+        ("read write", ""),
+        ("read write admin", "write read"),
+        ("read write", "read  read write read"),
+    ],
+    ids=["empty-as-omitted", "subset", "duplicated-tokens-collapsed"],
+)
 @pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_treats_empty_scope_parameter_as_omitted(
-    live_server: LiveServer,
-    http: requests.Session,
+def test_token_scope_parameter_grants_each_requested_registered_scope_once(
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
+    registered: str,
+    requested: str,
 ) -> None:
-    client = create_client(scope="read write")
-    body = issue(http, live_server, client, method, [("scope", "")])
+    """An empty ``scope`` is treated as omitted (all of "read write"); a subset grants only
+    that subset; duplicated scope tokens collapse to one each."""
+    client = create_client(scope=registered)
+    body = endpoint.issue(client, [("scope", requested)])
 
     assert sorted(body["scope"].split()) == ["read", "write"]
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_with_scope_subset_grants_only_that_subset(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(scope="read write admin")
-    body = issue(http, live_server, client, method, [("scope", "write read")])
-
-    assert sorted(body["scope"].split()) == ["read", "write"]
-    claims = claims_of(live_server, body["access_token"], ISSUER)
-    assert sorted(claims["scope"].split()) == ["read", "write"]
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_collapses_duplicated_scope_tokens(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(scope="read write")
-    body = issue(http, live_server, client, method, [("scope", "read  read write read")])
-
-    assert sorted(body["scope"].split()) == ["read", "write"]
-    claims = claims_of(live_server, body["access_token"], ISSUER)
+    claims = endpoint.claims(body["access_token"], ISSUER)
     assert sorted(claims["scope"].split()) == ["read", "write"]
 
 
@@ -210,87 +208,58 @@ API_A = "https://a.example.test/api"
 API_B = "https://b.example.test"
 
 
+@pytest.mark.parametrize(
+    ("audiences", "data", "expected"),
+    [
+        ([API_A, API_B], [("resource", API_B)], API_B),
+        ([API_A, API_B], [("audience", API_A)], API_A),
+        ([API_A], [], API_A),
+    ],
+    ids=["one-resource", "audience-parameter", "single-audience-client-without-parameter"],
+)
 @pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_for_one_resource_has_that_audience_as_a_string(
-    live_server: LiveServer,
-    http: requests.Session,
+def test_token_for_a_single_audience_has_it_as_a_string(
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
+    audiences: list[str],
+    data: list[tuple[str, str]],
+    expected: str,
+) -> None:
+    client = create_client(audiences=audiences)
+    body = endpoint.issue(client, data)
+
+    assert endpoint.claims(body["access_token"], expected)["aud"] == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[("resource", API_A), ("resource", API_B)], []],
+    ids=["repeated-resources", "without-audience-all-client-audiences"],
+)
+@pytest.mark.parametrize("method", AUTH_METHODS)
+def test_token_for_several_audiences_has_them_all_as_an_array(
+    endpoint: TokenEndpoint,
+    create_client: Callable[..., RegisteredClient],
+    data: list[tuple[str, str]],
 ) -> None:
     client = create_client(audiences=[API_A, API_B])
-    body = issue(http, live_server, client, method, [("resource", API_B)])
+    body = endpoint.issue(client, data)
 
-    assert claims_of(live_server, body["access_token"], API_B)["aud"] == API_B
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_for_repeated_resources_has_all_of_them_as_an_array(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(audiences=[API_A, API_B])
-    body = issue(http, live_server, client, method, [("resource", API_A), ("resource", API_B)])
-
-    aud = claims_of(live_server, body["access_token"], API_A)["aud"]
+    aud = endpoint.claims(body["access_token"], API_B)["aud"]
     assert isinstance(aud, list)
     assert sorted(aud) == sorted([API_A, API_B])
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_for_audience_parameter_has_that_audience(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(audiences=[API_A, API_B])
-    body = issue(http, live_server, client, method, [("audience", API_A)])
-
-    assert claims_of(live_server, body["access_token"], API_A)["aud"] == API_A
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_without_audience_is_for_all_client_audiences_as_an_array(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(audiences=[API_A, API_B])
-    body = issue(http, live_server, client, method)
-
-    aud = claims_of(live_server, body["access_token"], API_B)["aud"]
-    assert isinstance(aud, list)
-    assert sorted(aud) == sorted([API_A, API_B])
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_without_audience_for_single_audience_client_is_a_string(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(audiences=[API_A])
-    body = issue(http, live_server, client, method)
-
-    assert claims_of(live_server, body["access_token"], API_A)["aud"] == API_A
 
 
 @pytest.mark.parametrize("settings_overrides", [{"default_audience": "https://default.test"}])
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_token_for_client_without_audiences_uses_the_default_audience(
-    live_server: LiveServer,
-    http: requests.Session,
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
 ) -> None:
     client = create_client(audiences=[])
-    body = issue(http, live_server, client, method)
+    body = endpoint.issue(client)
 
-    claims = claims_of(live_server, body["access_token"], "https://default.test")
+    claims = endpoint.claims(body["access_token"], "https://default.test")
     assert claims["aud"] == "https://default.test"
     assert claims["iss"] == ISSUER
 
@@ -299,35 +268,24 @@ def test_token_for_client_without_audiences_uses_the_default_audience(
 
 
 @pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 600}])
+@pytest.mark.parametrize(
+    ("client_params", "expected_ttl"),
+    [({}, 600), ({"token_ttl": 120}, 120)],
+    ids=["configured-default-ttl", "per-client-ttl-overrides-default"],
+)
 @pytest.mark.parametrize("method", AUTH_METHODS)
-def test_token_lifetime_follows_the_configured_default_ttl(
-    live_server: LiveServer,
-    http: requests.Session,
+def test_token_lifetime_follows_the_client_ttl_or_the_configured_default(
+    endpoint: TokenEndpoint,
     create_client: Callable[..., RegisteredClient],
-    method: str,
+    client_params: dict[str, Any],
+    expected_ttl: int,
 ) -> None:
-    client = create_client()
-    body = issue(http, live_server, client, method)
+    client = create_client(**client_params)
+    body = endpoint.issue(client)
 
-    assert body["expires_in"] == 600
-    claims = claims_of(live_server, body["access_token"], ISSUER)
-    assert claims["exp"] - claims["iat"] == 600
-
-
-@pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 600}])
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_per_client_token_ttl_overrides_the_default_ttl(
-    live_server: LiveServer,
-    http: requests.Session,
-    create_client: Callable[..., RegisteredClient],
-    method: str,
-) -> None:
-    client = create_client(token_ttl=120)
-    body = issue(http, live_server, client, method)
-
-    assert body["expires_in"] == 120
-    claims = claims_of(live_server, body["access_token"], ISSUER)
-    assert claims["exp"] - claims["iat"] == 120
+    assert body["expires_in"] == expected_ttl
+    claims = endpoint.claims(body["access_token"], ISSUER)
+    assert claims["exp"] - claims["iat"] == expected_ttl
 
 
 # --- client authentication details -------------------------------------------------------

@@ -5,8 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.cli.context import app_context, current_settings, emit_json
+from authserver.cli.context import (
+    app_context,
+    current_settings,
+    describe_database_error,
+    emit_json,
+)
 from authserver.extensions import db
 from authserver.security.keyring import KeyStatus
 from authserver.services import keys as key_service
@@ -20,12 +26,30 @@ def group() -> None:
     """Inspect, rotate and revoke signing keys."""
 
 
+def _longest_token_ttl() -> int | None:
+    """The longest token lifetime in use, or None when the database cannot tell.
+
+    Key commands must work without a database (a fresh install, an outage during an
+    emergency revoke); they then assume the default lifetime and say so.
+    """
+    settings = current_settings()
+    try:
+        with app_context():
+            return longest_token_ttl(db.session(), settings.access_token_ttl)
+    except SQLAlchemyError as exc:
+        click.echo(
+            f"warning: {describe_database_error(exc)} Assuming no client has a token "
+            f"lifetime above AUTHSERVER_ACCESS_TOKEN_TTL ({settings.access_token_ttl} s).",
+            err=True,
+        )
+        return None
+
+
 def _retention() -> timedelta:
     """How long retired keys stay published, from the longest token lifetime in use."""
     settings = current_settings()
-    with app_context():
-        longest = longest_token_ttl(db.session(), settings.access_token_ttl)
-    return key_service.retention(settings, longest)
+    longest = _longest_token_ttl()
+    return key_service.retention(settings, longest or settings.access_token_ttl)
 
 
 @group.command("list")
@@ -51,7 +75,13 @@ def list_(as_json: bool) -> None:
 def rotate(immediate: bool, as_json: bool) -> None:
     """Stage a new key: published at once, signing after AUTHSERVER_KEY_PROPAGATION_DELAY."""
     settings = current_settings()
-    key = key_service.rotate_key(settings, _retention(), immediate=immediate)
+    longest = _longest_token_ttl()
+    key = key_service.rotate_key(
+        settings,
+        key_service.retention(settings, longest or settings.access_token_ttl),
+        immediate=immediate,
+        prune=longest is not None,
+    )
     view = next(key_service.key_view(s) for s in _statuses() if s.key.kid == key.kid)
     if as_json:
         emit_json(view)

@@ -43,17 +43,23 @@ def ensure_signing_key(settings: Settings) -> SigningKey | None:
 
 
 def rotate_key(
-    settings: Settings, retention: timedelta, *, immediate: bool, now: datetime | None = None
+    settings: Settings,
+    retention: timedelta,
+    *,
+    immediate: bool,
+    prune: bool = True,
+    now: datetime | None = None,
 ) -> SigningKey:
     """Stage a new key: published at once, signing after the propagation delay (or now).
 
-    Key files whose publication window has ended are deleted on the way: they can no longer
-    verify anything, and a private key kept for nothing is only a liability.
+    With ``prune``, key files whose publication window has ended are deleted on the way:
+    they can no longer verify anything, and a private key kept for nothing is a liability.
+    The caller turns it off when ``retention`` is only a guess.
     """
     now = now or datetime.now(UTC)
     store = key_store(settings)
     for status in KeyRing(tuple(store.load().keys)).statuses(now, retention):
-        if not status.published(now):
+        if prune and not status.published(now):
             store.delete(status.key.kid)
     delay = timedelta(seconds=0 if immediate else settings.key_propagation_delay)
     return store.generate(settings.signing_alg, settings.rsa_bits, now + delay)
