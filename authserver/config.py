@@ -49,6 +49,14 @@ class Settings:
         return f"{self.issuer}/oauth2/token"
 
     @property
+    def introspection_endpoint(self) -> str:
+        return f"{self.issuer}/oauth2/introspect"
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return f"{self.issuer}/oauth2/revoke"
+
+    @property
     def jwks_uri(self) -> str:
         return f"{self.issuer}/.well-known/jwks.json"
 

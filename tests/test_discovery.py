@@ -259,9 +259,6 @@ def test_metadata_supports_no_response_types(
     assert get_metadata(http, live_server)["response_types_supported"] == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="introspection and revocation arrive with issue 4; the contract lists both"
-)
 def test_metadata_names_the_introspection_and_revocation_endpoints(
     http: requests.Session, live_server: LiveServer
 ) -> None:

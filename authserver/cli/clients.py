@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from authserver.cli.context import app_context, emit_json
+from authserver.cli.context import app_context, audit, emit_json
 from authserver.errors import InvalidClientData
 from authserver.extensions import db
 from authserver.services import clients as registry
@@ -19,6 +19,12 @@ AUDIENCE_OPTION = click.option(
     multiple=True,
     metavar="URI",
     help="A resource (RFC 8707) tokens may be issued for; repeat for several.",
+)
+EXPIRES_IN_OPTION = click.option(
+    "--expires-in",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="The new secret stops working by itself after this many seconds.",
 )
 TOKEN_TTL_OPTION = click.option(
     "--token-ttl",
@@ -43,6 +49,7 @@ def group() -> None:
     is_flag=True,
     help="Read the secret from standard input instead of generating one (for migrations).",
 )
+@EXPIRES_IN_OPTION
 @JSON_OPTION
 def create(
     name: str,
@@ -50,6 +57,7 @@ def create(
     audiences: tuple[str, ...],
     token_ttl: int | None,
     secret_stdin: bool,
+    expires_in: int | None,
     as_json: bool,
 ) -> None:
     """Register a client and print its secret, which is shown this once."""
@@ -62,14 +70,44 @@ def create(
             audiences=audiences,
             token_ttl=token_ttl,
             chosen_secret=chosen_secret,
+            secret_expires_in=expires_in,
         )
         db.session.commit()
+        audit("client.created", created.client.client_id)
         document = {**registry.client_view(created.client), "client_secret": created.client_secret}
+    _print_secret(document, as_json)
+
+
+@group.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the old secret keeps working (0: it stops at once).",
+)
+@EXPIRES_IN_OPTION
+@JSON_OPTION
+def rotate_secret(client_id: str, grace: int, expires_in: int | None, as_json: bool) -> None:
+    """Give a client a new secret, shown this once; the old one ends after --grace."""
+    with app_context():
+        rotated = registry.rotate_secret(
+            db.session(), client_id, grace=grace, expires_in=expires_in
+        )
+        db.session.commit()
+        audit("client.secret_rotated", client_id, grace=grace)
+        document = {**registry.client_view(rotated.client), "client_secret": rotated.client_secret}
+    _print_secret(document, as_json)
+
+
+def _print_secret(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(document)
         return
     _print_client(document)
-    click.echo(f"client_secret: {created.client_secret}")
+    click.echo(f"client_secret: {document['client_secret']}")
     click.echo("Store the secret now: it is shown only this once.", err=True)
 
 
@@ -130,6 +168,7 @@ def update(
             token_ttl=token_ttl,
         )
         db.session.commit()
+        audit("client.updated", client_id)
         view = registry.client_view(client)
     _output(view, as_json)
 
@@ -138,6 +177,7 @@ def _set_enabled(client_id: str, enabled: bool) -> None:
     with app_context():
         registry.set_enabled(db.session(), client_id, enabled)
         db.session.commit()
+        audit("client.enabled" if enabled else "client.disabled", client_id)
     click.echo(f"{'enabled' if enabled else 'disabled'} {client_id}", err=True)
 
 
@@ -162,6 +202,7 @@ def delete(client_id: str) -> None:
     with app_context():
         registry.delete_client(db.session(), client_id)
         db.session.commit()
+        audit("client.deleted", client_id)
     click.echo(f"deleted {client_id}", err=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import create_app
+from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.security.keys import KeyStore
@@ -58,3 +60,12 @@ def describe_database_error(exc: SQLAlchemyError) -> str:
         f"database error ({detail}); is the database reachable and migrated "
         "(authserver db upgrade)?"
     )
+
+
+#: One id per CLI invocation, so the audit events of one command can be grouped.
+_INVOCATION_ID = f"cli-{uuid.uuid4().hex}"
+
+
+def audit(event: str, client_id: str | None = None, **details: Any) -> None:
+    """Record a successful admin change in the audit trail."""
+    audit_event(event, outcome="success", client_id=client_id, request_id=_INVOCATION_ID, **details)

@@ -8,7 +8,7 @@ from gunicorn.app.base import BaseApplication
 
 from authserver import create_app
 from authserver.config import Settings
-from authserver.scheduler import start_rotation_scheduler
+from authserver.maintenance import Maintenance
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -30,4 +30,4 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 def _start_worker_background_tasks(worker: Any) -> None:
     """In each worker, after its app is loaded: threads started before fork would not survive."""
-    start_rotation_scheduler(worker.wsgi)
+    Maintenance(worker.wsgi).start()

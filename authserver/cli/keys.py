@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.cli.context import (
     app_context,
+    audit,
     current_settings,
     describe_database_error,
     emit_json,
@@ -82,6 +83,7 @@ def rotate(immediate: bool, as_json: bool) -> None:
         immediate=immediate,
         prune=longest is not None,
     )
+    audit("key.rotated", kid=key.kid, immediate=immediate)
     view = next(key_service.key_view(s) for s in _statuses() if s.key.kid == key.kid)
     if as_json:
         emit_json(view)
@@ -94,6 +96,7 @@ def rotate(immediate: bool, as_json: bool) -> None:
 def revoke(kid: str) -> None:
     """Emergency: drop a key from signing and from the JWKS at once."""
     signer = key_service.revoke_key(current_settings(), kid, _retention())
+    audit("key.revoked", kid=kid, signing_kid=signer.kid if signer else None)
     click.echo(f"revoked {kid}; signing with {signer.kid if signer else 'no key'}", err=True)
 
 

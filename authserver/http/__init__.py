@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Flask
 
 from authserver.config import Settings
-from authserver.http import discovery, errors, health, token
+from authserver.http import discovery, errors, health, oauth, request_ids
 from authserver.http.runtime import Runtime
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     Runtime.attach(app, settings)
     errors.init_app(app)
-    for blueprint in (token.blueprint, discovery.blueprint, health.blueprint):
+    request_ids.init_app(app)
+    for blueprint in (oauth.blueprint, discovery.blueprint, health.blueprint):
         app.register_blueprint(blueprint)

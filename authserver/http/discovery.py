@@ -45,8 +45,12 @@ def _metadata_body(settings: Settings) -> bytes:
         "issuer": settings.issuer,
         "token_endpoint": settings.token_endpoint,
         "jwks_uri": settings.jwks_uri,
+        "introspection_endpoint": settings.introspection_endpoint,
+        "revocation_endpoint": settings.revocation_endpoint,
         "grant_types_supported": [GRANT_TYPE],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "response_types_supported": [],
     }
     return json.dumps(document, separators=(",", ":")).encode()

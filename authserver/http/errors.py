@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from authserver.extensions import db
+from authserver.http.oauth import OAUTH_PATHS
 from authserver.http.responses import error_response
-from authserver.http.token import OAUTH_PATHS
 
 log = logging.getLogger(__name__)
 

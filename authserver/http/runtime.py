@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
+from authserver.http.request_ids import current_request_id
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
-from authserver.services import clients
+from authserver.services import clients, tokens
 from authserver.services.keys import key_store, retention
 
 EXTENSION_NAME = "authserver"
@@ -58,23 +62,94 @@ class RetentionCache:
         return retention(self.settings, longest)
 
 
+class UsageRecorder:
+    """When each client last authenticated, kept in memory by this worker.
+
+    The maintenance thread writes it to the database (at most once a minute per client), so
+    a token request never waits on, or fails because of, a database write.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_used: dict[str, datetime] = {}
+
+    def record(self, client_id: str, moment: datetime) -> None:
+        with self._lock:
+            self._last_used[client_id] = moment
+
+    def drain(self) -> dict[str, datetime]:
+        with self._lock:
+            drained, self._last_used = self._last_used, {}
+        return drained
+
+
+@dataclass(frozen=True)
+class DatabaseBackend:
+    """The OAuth layer's :class:`~authserver.oauth.backend.Backend`, for one worker."""
+
+    settings: Settings
+    keys: KeyRingLoader
+    retention: RetentionCache
+    usage: UsageRecorder
+
+    def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
+        now = datetime.now(UTC)
+        client = clients.authenticate(db.session(), client_id, secret, now)
+        if client is None:
+            return None
+        self.usage.record(client.client_id, now)
+        return OAuthClient.from_model(client)
+
+    def published_keys(self) -> Sequence[SigningKey]:
+        return self.keys.current().published(datetime.now(UTC), self.retention.current())
+
+    def client_is_active(self, client_id: str) -> bool:
+        return clients.is_active(db.session(), client_id)
+
+    def is_revoked(self, jti: str) -> bool:
+        return tokens.is_revoked(db.session(), jti)
+
+    def revoke(self, jti: str, client_id: str, expires_at: datetime) -> bool:
+        newly = tokens.revoke(db.session(), jti=jti, client_id=client_id, expires_at=expires_at)
+        db.session.commit()
+        return newly
+
+    def record(self, event: str, *, outcome: str, client_id: str | None, **details: Any) -> None:
+        audit_event(
+            event,
+            outcome=outcome,
+            client_id=client_id,
+            request_id=current_request_id(),
+            **details,
+        )
+
+
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
     keys: KeyRingLoader
     retention: RetentionCache
+    usage: UsageRecorder
     oauth: AuthorizationServer
 
     @classmethod
     def attach(cls, app: Flask, settings: Settings) -> Runtime:
         keys = KeyRingLoader(key_store(settings))
+        retention_cache = RetentionCache(settings)
+        usage = UsageRecorder()
 
         def signing_key() -> SigningKey | None:
             return keys.current().signing_key(datetime.now(UTC))
 
         generator = AccessTokenGenerator(settings.issuer, signing_key, settings.access_token_ttl)
-        oauth = AuthorizationServer(_verify_credentials, generator, settings.default_audience)
-        runtime = cls(settings, keys, RetentionCache(settings), oauth)
+        backend = DatabaseBackend(settings, keys, retention_cache, usage)
+        oauth = AuthorizationServer(
+            backend,
+            generator,
+            issuer=settings.issuer,
+            default_audience=settings.default_audience,
+        )
+        runtime = cls(settings, keys, retention_cache, usage, oauth)
         app.extensions[EXTENSION_NAME] = runtime
         return runtime
 
@@ -82,8 +157,3 @@ class Runtime:
     def current() -> Runtime:
         runtime: Runtime = current_app.extensions[EXTENSION_NAME]
         return runtime
-
-
-def _verify_credentials(client_id: str, secret: str) -> OAuthClient | None:
-    client = clients.authenticate(db.session(), client_id, secret, datetime.now(UTC))
-    return OAuthClient.from_model(client) if client else None

@@ -2,5 +2,6 @@
 
 from authserver.models.base import Base, UTCDateTime, utcnow
 from authserver.models.client import Client, ClientSecret
+from authserver.models.revocation import RevokedToken
 
-__all__ = ["Base", "Client", "ClientSecret", "UTCDateTime", "utcnow"]
+__all__ = ["Base", "Client", "ClientSecret", "RevokedToken", "UTCDateTime", "utcnow"]

@@ -7,24 +7,21 @@ and accept a request that uses both methods at once, which §2.3 forbids.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
+from authserver.oauth.backend import Backend
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.errors import InvalidClientError
 from authserver.oauth.requests import OAuthFormRequest
 
-#: Checks an id and a secret; returns the client when they match an enabled client.
-CredentialVerifier = Callable[[str, str], OAuthClient | None]
 
-
-def authenticate_client(request: OAuthFormRequest, verify: CredentialVerifier) -> OAuthClient:
+def authenticate_client(request: OAuthFormRequest, backend: Backend) -> OAuthClient:
     source = request.source
     form = request.payload.data
     if source.authorization_scheme is not None:
-        return _authenticate_basic(request, verify)
+        return _authenticate_basic(request, backend)
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if not client_id or not secret:
         raise InvalidClientError(
@@ -32,10 +29,10 @@ def authenticate_client(request: OAuthFormRequest, verify: CredentialVerifier) -
             "or client_id and client_secret in the body (client_secret_post).",
             challenge=True,
         )
-    return _verified(request, verify, client_id, secret, "client_secret_post", challenge=False)
+    return _verified(request, backend, client_id, secret, "client_secret_post", challenge=False)
 
 
-def _authenticate_basic(request: OAuthFormRequest, verify: CredentialVerifier) -> OAuthClient:
+def _authenticate_basic(request: OAuthFormRequest, backend: Backend) -> OAuthClient:
     source = request.source
     form = request.payload.data
     if source.basic is None:
@@ -54,20 +51,23 @@ def _authenticate_basic(request: OAuthFormRequest, verify: CredentialVerifier) -
         )
     if "client_id" in form and form["client_id"] != client_id:
         raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
-    return _verified(request, verify, client_id, secret, "client_secret_basic", challenge=True)
+    return _verified(request, backend, client_id, secret, "client_secret_basic", challenge=True)
 
 
 def _verified(
     request: OAuthFormRequest,
-    verify: CredentialVerifier,
+    backend: Backend,
     client_id: str,
     secret: str,
     method: str,
     *,
     challenge: bool,
 ) -> OAuthClient:
-    client = verify(client_id, secret)
+    client = backend.verify_credentials(client_id, secret)
     if client is None:
+        backend.record(
+            "client.authentication", outcome="failure", client_id=client_id, method=method
+        )
         raise InvalidClientError(
             "Client authentication failed: unknown client, wrong secret or disabled client.",
             challenge=challenge,

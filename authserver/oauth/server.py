@@ -1,4 +1,4 @@
-"""Authlib's framework-free authorization server, wired to our grant, client auth and tokens."""
+"""Authlib's framework-free authorization server, wired to our grant, endpoints and backend."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ from authlib.oauth2.rfc6749.errors import (
     UnsupportedGrantTypeError,
 )
 
-from authserver.oauth.client_auth import CredentialVerifier, authenticate_client
+from authserver.oauth.backend import Backend
+from authserver.oauth.client_auth import authenticate_client
 from authserver.oauth.clients import GRANT_TYPE, OAuthClient
+from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.grants import ClientCredentialsGrant
 from authserver.oauth.requests import FormRequest, OAuthFormRequest
 from authserver.oauth.tokens import AccessTokenGenerator
 
 Response = tuple[int, dict[str, Any], list[tuple[str, str]]]
+
+TOKEN_ENDPOINT = "token"  # noqa: S105 (an endpoint name, not a password)
+INTROSPECTION_ENDPOINT = IntrospectionEndpoint.ENDPOINT_NAME
+REVOCATION_ENDPOINT = RevocationEndpoint.ENDPOINT_NAME
 
 
 class UnsupportedGrantType(UnsupportedGrantTypeError):  # type: ignore[misc]
@@ -33,20 +39,28 @@ class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
 
     def __init__(
         self,
-        verify_credentials: CredentialVerifier,
+        backend: Backend,
         token_generator: AccessTokenGenerator,
+        *,
+        issuer: str,
         default_audience: str,
     ) -> None:
         super().__init__()
-        self._verify_credentials = verify_credentials
+        self.backend = backend
+        self.issuer = issuer
         self.default_audience = default_audience
         self.register_grant(ClientCredentialsGrant)
         self.register_token_generator("default", token_generator)
+        self.register_endpoint(IntrospectionEndpoint)
+        self.register_endpoint(RevocationEndpoint)
 
-    def issue_token(self, form_request: FormRequest) -> Response:
-        """The token endpoint; every OAuth error, raised wherever, becomes its JSON response."""
+    def handle(self, endpoint: str, form_request: FormRequest) -> Response:
+        """Answer one OAuth request; every OAuth error, raised wherever, becomes its JSON."""
         try:
-            result: Response = self.create_token_response(form_request)
+            if endpoint == TOKEN_ENDPOINT:
+                result: Response = self.create_token_response(form_request)
+            else:
+                result = self.create_endpoint_response(endpoint, form_request)
         except OAuth2Error as error:
             result = self.handle_error_response(None, error)
         return result
@@ -65,15 +79,36 @@ class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
     def authenticate_client(
         self, request: OAuthFormRequest, methods: list[str], endpoint: str = "token"
     ) -> OAuthClient:
-        return authenticate_client(request, self._verify_credentials)
+        return authenticate_client(request, self.backend)
 
     def handle_response(
         self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]
     ) -> Response:
         return status, body, headers
 
+    def handle_error_response(
+        self, request: OAuthFormRequest | None, error: OAuth2Error
+    ) -> Response:
+        if error.error != "invalid_client":  # client authentication records its own failures
+            client = getattr(request, "client", None)
+            self.backend.record(
+                "request.rejected",
+                outcome="failure",
+                client_id=client.client_id if client else None,
+                error=error.error,
+            )
+        response: Response = super().handle_error_response(request, error)
+        return response
+
     def save_token(self, token: dict[str, Any], request: OAuthFormRequest) -> None:
         """Access tokens are self-contained JWTs: nothing is stored when one is issued."""
+        self.backend.record(
+            "token.issued",
+            outcome="success",
+            client_id=request.client.client_id,
+            scope=token.get("scope"),
+            expires_in=token.get("expires_in"),
+        )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """No listeners: Authlib calls this after client authentication."""
+        """No listeners: audit events go through the backend instead."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from authserver.errors import ClientNotFound, InvalidClientData
@@ -28,6 +28,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7E]+")
 _PLAUSIBLE_CLIENT_ID = re.compile(r"[\x21-\x7E]{1,64}")
 MAX_NAME_LENGTH = 200
 MAX_CHOSEN_SECRET_LENGTH = 512
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,12 @@ def create_client(
     audiences: list[str] | tuple[str, ...] = (),
     token_ttl: int | None = None,
     chosen_secret: str | None = None,
+    secret_expires_in: int | None = None,
+    now: datetime | None = None,
 ) -> NewClient:
     """Register a client; the secret is generated unless the admin supplies one to migrate."""
-    if chosen_secret is None:
-        plain_secret = secrets.generate_client_secret()
-        secret_hash = secrets.hash_generated_secret(plain_secret)
-    else:
-        plain_secret = chosen_secret
-        secret_hash = _hash_chosen_secret(chosen_secret)
+    now = now or utcnow()
+    plain_secret, secret = _new_secret(chosen_secret, secret_expires_in, now)
     client = Client(
         client_id=secrets.generate_client_id(),
         name=_normalize_name(name),
@@ -103,12 +102,97 @@ def create_client(
         audiences=normalize_audiences(audiences),
         token_ttl=token_ttl,
         enabled=True,
-        created_at=utcnow(),
+        created_at=now,
     )
-    client.secrets.append(ClientSecret(secret_hash=secret_hash, created_at=client.created_at))
+    client.secrets.append(secret)
     session.add(client)
     session.flush()
     return NewClient(client, plain_secret)
+
+
+def rotate_secret(
+    session: Session,
+    client_id: str,
+    *,
+    grace: int = 0,
+    expires_in: int | None = None,
+    now: datetime | None = None,
+) -> NewClient:
+    """Give a client a new generated secret; the previous one works ``grace`` seconds more.
+
+    A client has at most two live secrets, so rotating again during a grace period ends the
+    older one at once. Hashes of secrets that stopped working are deleted.
+    """
+    now = now or utcnow()
+    client = get_client(session, client_id)
+    previous = sorted(
+        (s for s in client.secrets if not _expired(s, now)),
+        key=lambda s: (s.created_at, s.id),
+        reverse=True,
+    )
+    grace_end = now + timedelta(seconds=grace)
+    for index, old in enumerate(previous):
+        if grace == 0 or index > 0:
+            client.secrets.remove(old)
+        elif old.expires_at is None or old.expires_at > grace_end:
+            old.expires_at = grace_end
+    for expired in [s for s in client.secrets if _expired(s, now)]:
+        client.secrets.remove(expired)
+    plain_secret, secret = _new_secret(None, expires_in, now)
+    client.secrets.append(secret)
+    session.flush()
+    return NewClient(client, plain_secret)
+
+
+def _new_secret(
+    chosen_secret: str | None, expires_in: int | None, now: datetime
+) -> tuple[str, ClientSecret]:
+    if chosen_secret is None:
+        plain_secret = secrets.generate_client_secret()
+        secret_hash = secrets.hash_generated_secret(plain_secret)
+    else:
+        plain_secret = chosen_secret
+        secret_hash = _hash_chosen_secret(chosen_secret)
+    expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+    return plain_secret, ClientSecret(
+        secret_hash=secret_hash, created_at=now, expires_at=expires_at
+    )
+
+
+def purge_expired_secrets(session: Session, now: datetime) -> None:
+    """Delete the hashes of secrets past their grace period or expiry."""
+    session.execute(
+        delete(ClientSecret).where(
+            ClientSecret.expires_at.is_not(None), ClientSecret.expires_at <= now
+        )
+    )
+
+
+def is_active(session: Session, client_id: str) -> bool:
+    """Registered and enabled: the condition for its tokens to introspect as active."""
+    if not _PLAUSIBLE_CLIENT_ID.fullmatch(client_id):
+        return False
+    return bool(session.scalar(select(Client.enabled).where(Client.client_id == client_id)))
+
+
+def record_last_used(session: Session, last_used: dict[str, datetime]) -> None:
+    """Store when clients last authenticated, at most once a minute per client.
+
+    Workers collect the times in memory and call this from a background thread, so the
+    token endpoint itself never writes to the database.
+    """
+    for client_id, moment in last_used.items():
+        session.execute(
+            update(Client)
+            .where(
+                Client.client_id == client_id,
+                or_(
+                    Client.last_used_at.is_(None),
+                    Client.last_used_at <= moment - LAST_USED_RESOLUTION,
+                ),
+            )
+            .values(last_used_at=moment)
+        )
 
 
 def get_client(session: Session, client_id: str) -> Client:

@@ -1,4 +1,5 @@
-"""``POST /oauth2/token``: parse the HTTP request, hand it to the OAuth server, send the answer."""
+"""The OAuth endpoints (token, introspection, revocation): parse the HTTP request, hand it to
+the OAuth server, send its answer."""
 
 from __future__ import annotations
 
@@ -9,26 +10,38 @@ from authserver.http.forms import parse_form
 from authserver.http.responses import json_response
 from authserver.http.runtime import Runtime
 from authserver.oauth.requests import FormRequest
+from authserver.oauth.server import INTROSPECTION_ENDPOINT, REVOCATION_ENDPOINT, TOKEN_ENDPOINT
 
-blueprint = Blueprint("token", __name__)
+blueprint = Blueprint("oauth", __name__)
 
+ENDPOINT_PATHS = {
+    "/oauth2/token": TOKEN_ENDPOINT,
+    "/oauth2/introspect": INTROSPECTION_ENDPOINT,
+    "/oauth2/revoke": REVOCATION_ENDPOINT,
+}
 #: Endpoints that only accept POST; the error handlers answer other methods with 405.
-OAUTH_PATHS = frozenset({"/oauth2/token"})
+OAUTH_PATHS = frozenset(ENDPOINT_PATHS)
 
 
-@blueprint.route("/oauth2/token", methods=["POST"], provide_automatic_options=False)
-def token() -> Response:
+def _handle() -> Response:
     runtime = Runtime.current()
+    endpoint = ENDPOINT_PATHS[request.path]
     try:
         form_request = FormRequest(
-            endpoint_uri=runtime.settings.token_endpoint,
+            endpoint_uri=f"{runtime.settings.issuer}{request.path}",
             form=parse_form(request),
             authorization_scheme=_authorization_scheme(),
             basic=_basic_credentials(),
         )
     except OAuth2Error as error:
-        return json_response(*error())
-    return json_response(*runtime.oauth.issue_token(form_request))
+        return json_response(*runtime.oauth.handle_error_response(None, error))
+    return json_response(*runtime.oauth.handle(endpoint, form_request))
+
+
+for _path in ENDPOINT_PATHS:
+    blueprint.add_url_rule(
+        _path, view_func=_handle, endpoint=_path, methods=["POST"], provide_automatic_options=False
+    )
 
 
 def _authorization_scheme() -> str | None:

@@ -1,0 +1,83 @@
+"""Background upkeep run beside each server worker, off the request path.
+
+- every few seconds: write the clients' ``last_used_at`` collected in memory;
+- every minute: delete hashes of expired secrets and deny-list entries of expired tokens,
+  and (with ``AUTHSERVER_KEY_ROTATION_DAYS``) stage a successor for an old signing key.
+
+Every worker of every instance runs it, and that is safe: the writes are idempotent, and key
+rotation lets only one caller rotate a given key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from authserver.config import Settings
+from authserver.extensions import db
+from authserver.http.runtime import Runtime
+from authserver.services import clients, tokens
+from authserver.services.keys import rotate_if_due
+
+log = logging.getLogger(__name__)
+
+USAGE_FLUSH_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 60.0
+
+
+class Maintenance:
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+        with app.app_context():
+            self._runtime = Runtime.current()
+        self._settings: Settings = self._runtime.settings
+        self._last_housekeeping = -HOUSEKEEPING_SECONDS
+
+    def tick(self) -> None:
+        """One round; each part fails alone, logged, and is retried next round."""
+        with self._app.app_context():
+            self._guarded("last-used update", self._flush_usage)
+            if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
+                self._last_housekeeping = time.monotonic()
+                self._guarded("purge", self._purge)
+                self._guarded("scheduled key rotation", self._rotate_keys)
+
+    def start(self) -> threading.Thread:
+        def run() -> None:
+            while True:
+                self.tick()
+                time.sleep(USAGE_FLUSH_SECONDS)
+
+        thread = threading.Thread(target=run, name="authserver-maintenance", daemon=True)
+        thread.start()
+        return thread
+
+    def _flush_usage(self) -> None:
+        last_used = self._runtime.usage.drain()
+        if last_used:
+            clients.record_last_used(db.session(), last_used)
+            db.session.commit()
+
+    def _purge(self) -> None:
+        now = datetime.now(UTC)
+        clients.purge_expired_secrets(db.session(), now)
+        tokens.purge_expired_revocations(db.session(), now)
+        db.session.commit()
+
+    def _rotate_keys(self) -> None:
+        staged = rotate_if_due(self._settings, self._runtime.retention.current())
+        if staged:
+            log.warning("scheduled rotation staged signing key %s", staged.kid)
+
+    @staticmethod
+    def _guarded(what: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception:
+            db.session.rollback()
+            log.exception("%s failed; retrying next round", what)

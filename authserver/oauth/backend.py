@@ -1,0 +1,33 @@
+"""What the OAuth layer needs from storage and the outside world, as one interface.
+
+The HTTP layer implements it with the database, the key ring and the audit log; the OAuth
+code never imports Flask or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from authserver.oauth.clients import OAuthClient
+from authserver.security.keys import SigningKey
+
+
+class Backend(Protocol):
+    def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
+        """The enabled client whose live secret matches, else None."""
+
+    def published_keys(self) -> Sequence[SigningKey]:
+        """Keys whose signatures still count (next, active, retired within its window)."""
+
+    def client_is_active(self, client_id: str) -> bool:
+        """Registered and enabled."""
+
+    def is_revoked(self, jti: str) -> bool: ...
+
+    def revoke(self, jti: str, client_id: str, expires_at: datetime) -> bool:
+        """Deny-list a token until it expires; False if it already was."""
+
+    def record(self, event: str, *, outcome: str, client_id: str | None, **details: Any) -> None:
+        """Write an audit event (never a secret or a token)."""
