@@ -42,6 +42,27 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'authserver.db'}"
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; copying it beats running Alembic per test."""
+    directory = tmp_path_factory.mktemp("db-template")
+    path = directory / "authserver.db"
+    app = create_app(
+        Settings(database_url=f"sqlite:///{path}", keys_dir=directory / "keys"), with_http=False
+    )
+    upgrade_schema(app)
+    with app.app_context():
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_url(sqlite_url: str, tmp_path: Path, _migrated_sqlite_template: Path) -> str:
+    """``sqlite_url``, already holding the current schema."""
+    shutil.copyfile(_migrated_sqlite_template, tmp_path / "authserver.db")
+    return sqlite_url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs once against a SQLite file and once against PostgreSQL."""

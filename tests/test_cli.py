@@ -51,9 +51,8 @@ def run_cli(env: dict[str, str]) -> RunCli:
 
 
 @pytest.fixture
-def cli(run_cli: RunCli) -> RunCli:
+def cli(run_cli: RunCli, migrated_sqlite_url: str) -> RunCli:
     """``run_cli`` on a migrated database."""
-    ok(run_cli("db", "upgrade"))
     return run_cli
 
 

@@ -1,25 +1,32 @@
-"""RFC 9068 JWT access tokens, produced by Authlib's generator with our keys and lifetimes."""
+"""RFC 9068 JWT access tokens: Authlib's bearer-token response around our signed JWT."""
 
 from __future__ import annotations
 
-import threading
+import secrets
+import time
+import warnings
 from collections.abc import Callable
+from typing import Any
 
-from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from joserfc.jwk import KeySet
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from joserfc import jwt
+from joserfc.errors import SecurityWarning
 
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.errors import TemporarilyUnavailableError
 from authserver.security.keys import SigningKey
 
+# RFC 9864 deprecates the polymorphic "EdDSA" name, and joserfc warns on every use; it is still
+# the name resource servers' libraries understand, and operators choose it deliberately.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
-class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
-    """Signs each token with the key that is active at that moment, and only that key.
 
-    Authlib picks a random key from the key set it is given; handing it a set that holds just
-    the active key makes the choice deterministic and puts that key's ``kid`` in the header.
-    The key is fixed once per token (thread-local), so the header's ``alg`` and the signature
-    always come from the same key even if a rotation lands mid-request.
+class AccessTokenGenerator(BearerTokenGenerator):  # type: ignore[misc]
+    """Issues RFC 9068 access tokens signed by the key active at that moment.
+
+    Authlib's ``JWTBearerTokenGenerator`` is not used because it signs through a randomly
+    chosen key of a key set, and with joserfc's default algorithm list, which refuses EdDSA.
+    Here the header names exactly the signing key (``kid``) and its algorithm.
     """
 
     def __init__(
@@ -28,41 +35,29 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         signing_key: Callable[[], SigningKey | None],
         default_ttl: int,
     ) -> None:
+        super().__init__(self._access_token, expires_generator=self._expires_in)
+        self.issuer = issuer
         self._signing_key = signing_key
         self._default_ttl = default_ttl
-        self._request_key = threading.local()
-        super().__init__(issuer=issuer, expires_generator=self._expires_in)
 
-    @property
-    def alg(self) -> str:
-        """The algorithm of the key signing the current token."""
-        key: SigningKey = self._request_key.value
-        return key.alg
-
-    @alg.setter
-    def alg(self, value: str) -> None:
-        """Authlib's constructor sets a fixed ``alg``; ours follows the signing key instead."""
-
-    def access_token_generator(
-        self, client: OAuthClient, grant_type: str, user: object, scope: str
-    ) -> str:
+    def _access_token(self, client: OAuthClient, grant_type: str, user: object, scope: str) -> str:
         key = self._signing_key()
         if key is None:
             raise TemporarilyUnavailableError(description="No signing key is loaded yet.")
-        self._request_key.value = key
-        try:
-            token: str = super().access_token_generator(client, grant_type, user, scope)
-        finally:
-            del self._request_key.value
-        return token
-
-    def get_jwks(self) -> KeySet:
-        key: SigningKey = self._request_key.value
-        return KeySet([key.jwk])
-
-    def get_audiences(self, client: OAuthClient, user: object, scope: str) -> str | list[str]:
-        assert client.granted_audience is not None, "the grant sets the audience"  # noqa: S101
-        return client.granted_audience
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            # RFC 9068 §2.2: without a resource owner, sub identifies the client.
+            "sub": client.client_id,
+            "aud": client.granted_audience,
+            "exp": now + self._expires_in(client, grant_type),
+            "iat": now,
+            "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id,
+            "scope": scope,
+        }
+        header = {"typ": "at+jwt", "alg": key.alg, "kid": key.kid}
+        return jwt.encode(header, claims, key.jwk, algorithms=[key.alg])
 
     def _expires_in(self, client: OAuthClient, grant_type: str) -> int:
         return client.token_ttl or self._default_ttl
