@@ -150,3 +150,24 @@ def test_scheduled_rotation_stages_exactly_one_successor_for_an_old_key(
     KeyStore(settings.keys_dir).delete(staged.kid)
     assert key_service.rotate_if_due(enabled, RETENTION, now=now) is None
     assert len(ring_of(settings).keys) == 1
+
+
+def test_rotate_on_an_empty_folder_signs_at_once(tmp_path: Path) -> None:
+    """Nothing to hand over from: a staged-only key would leave the server without a signer."""
+    settings = Settings(keys_dir=tmp_path / "empty-keys")
+    key = key_service.rotate_key(settings, RETENTION, immediate=False)
+    assert ring_of(settings).signing_key(datetime.now(UTC)) == key
+
+
+def test_ensure_signing_key_creates_a_signer_when_only_a_staged_key_exists(
+    settings: Settings,
+) -> None:
+    now = datetime.now(UTC)
+    [old] = ring_of(settings).keys
+    staged = key_service.rotate_key(settings, RETENTION, immediate=False, now=now)
+    KeyStore(settings.keys_dir).delete(old.kid)
+    created = key_service.ensure_signing_key(settings)
+    assert created is not None
+    assert ring_of(settings).signing_key(datetime.now(UTC)) == created
+    assert key_service.ensure_signing_key(settings) is None
+    assert {k.kid for k in ring_of(settings).keys} == {staged.kid, created.kid}

@@ -30,14 +30,14 @@ def retention(settings: Settings, longest_token_ttl: int) -> timedelta:
 
 
 def ensure_signing_key(settings: Settings) -> SigningKey | None:
-    """Create the first key, signing at once, when the folder has none; return it if created.
+    """Create a key signing at once when none can sign now; return it if created.
 
     Loads every key file strictly, so a corrupt or undecryptable one stops start-up here,
     named, instead of being skipped silently.
     """
     store = key_store(settings)
     store.ensure_directory()
-    if store.load_all():
+    if KeyRing(tuple(store.load_all())).signing_key(datetime.now(UTC)) is not None:
         return None
     return store.generate(settings.signing_alg, settings.rsa_bits)
 
@@ -50,7 +50,8 @@ def rotate_key(
     prune: bool = True,
     now: datetime | None = None,
 ) -> SigningKey:
-    """Stage a new key: published at once, signing after the propagation delay (or now).
+    """Stage a new key: published at once, signing after the propagation delay (or now, and
+    always now when no key signs yet).
 
     With ``prune``, key files whose publication window has ended are deleted on the way:
     they can no longer verify anything, and a private key kept for nothing is a liability.
@@ -58,9 +59,13 @@ def rotate_key(
     """
     now = now or datetime.now(UTC)
     store = key_store(settings)
-    for status in KeyRing(tuple(store.load().keys)).statuses(now, retention):
+    ring = KeyRing(tuple(store.load().keys))
+    for status in ring.statuses(now, retention):
         if prune and not status.published(now):
             store.delete(status.key.kid)
+    # With nothing signing yet there is no hand-over to protect: waiting would only mean
+    # no tokens at all until the delay ends.
+    immediate = immediate or ring.signing_key(now) is None
     delay = timedelta(seconds=0 if immediate else settings.key_propagation_delay)
     return store.generate(settings.signing_alg, settings.rsa_bits, now + delay)
 

@@ -1,0 +1,451 @@
+"""The audit trail and ``last_used_at``, observed from outside: a real ``authserver serve``
+(gunicorn, two workers) and real ``authserver`` commands, whose stderr is captured and parsed.
+
+Audit events are JSON lines on stderr; other lines (gunicorn's, the CLI's messages) are
+ignored by the parser but still searched for leaked secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.cli import AUTHSERVER, base_env, ok, ok_json, run_authserver
+from tests.support.postgres import free_port
+
+STARTUP_TIMEOUT_SECONDS = 20
+STOP_DEADLINE_SECONDS = 10
+#: Audit lines are written as requests finish; give a worker this long to get them out.
+LOG_WAIT_SECONDS = 5
+#: Maintenance flushes last-used times every 5 s (contract: written at most once a minute).
+LAST_USED_FLUSH_SECONDS = 5
+LAST_USED_WAIT_SECONDS = 12
+
+
+def audit_events(text: str) -> list[dict[str, Any]]:
+    """Every line that starts with ``{`` must be a JSON object: an audit event."""
+    events = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            assert isinstance(event, dict), line
+            events.append(event)
+    return events
+
+
+@dataclass
+class Cli:
+    """Runs ``authserver`` commands and keeps everything they wrote to stderr."""
+
+    env: dict[str, str]
+    stderr: list[str] = field(default_factory=list)
+
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = ok(run_authserver(self.env, *args, input=input))
+        self.stderr.append(result.stderr)
+        return result
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        return ok_json(self.run(*args, "--json", input=input))
+
+    def events(self, result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+        return audit_events(result.stderr)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        return audit_events(self.stderr())
+
+    def wait_for_event(self, **match: Any) -> dict[str, Any]:
+        """The first audit event with all of ``match``'s fields, waiting a little for it."""
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        while True:
+            for event in self.events():
+                if all(event.get(name) == value for name, value in match.items()):
+                    return event
+            if time.monotonic() > deadline:
+                pytest.fail(f"no audit event with {match} in the server's stderr:\n{self.stderr()}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, _template_keys_dir: Path) -> dict[str, str]:
+    """A migrated SQLite database and a keys folder holding one signing key (a copy of the
+    session's), so that commands run before the server starts find a key that signs."""
+    directory = tmp_path_factory.mktemp("audit")
+    shutil.copytree(_template_keys_dir, directory / "keys")
+    env = base_env(f"sqlite:///{directory / 'authserver.db'}", directory / "keys")
+    ok(run_authserver(env, "db", "upgrade"))
+    return env
+
+
+@pytest.fixture
+def cli(env: dict[str, str]) -> Cli:
+    """This test's commands, with their own stderr transcript."""
+    return Cli(env)
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``authserver serve --workers 2`` on a free port, shared by this module's tests (each
+    uses its own clients and finds its events by request id or client id); its process group
+    is killed at the end."""
+    port = free_port()
+    stderr_path = tmp_path_factory.mktemp("serve") / "serve.stderr"
+    with stderr_path.open("wb") as handle:
+        process = subprocess.Popen(
+            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"],
+            env={**env, "AUTHSERVER_ISSUER": f"http://127.0.0.1:{port}"},
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+    server = Server(process, port, stderr_path)
+    try:
+        _wait_until_healthy(server)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"serve exited with {server.process.returncode}:\n{server.stderr()}")
+        try:
+            if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{server.stderr()}")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if _group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            process.poll()
+            time.sleep(0.05)
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    try:
+        process.wait(timeout=STOP_DEADLINE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def create(cli: Cli, name: str = "svc", *options: str, input: str | None = None) -> dict[str, Any]:
+    created: dict[str, Any] = cli.json(
+        "clients", "create", "--name", name, "--scope", "api", *options, input=input
+    )
+    return created
+
+
+def token_request(
+    server: Server, client_id: str, secret: str, *, post: bool = False, **headers: str
+) -> requests.Response:
+    form = {"grant_type": "client_credentials"}
+    if post:
+        form.update(client_id=client_id, client_secret=secret)
+        return requests.post(f"{server.url}/oauth2/token", data=form, headers=headers, timeout=10)
+    return requests.post(
+        f"{server.url}/oauth2/token",
+        data=form,
+        auth=(client_id, secret),
+        headers=headers,
+        timeout=10,
+    )
+
+
+def request_id_of(response: requests.Response) -> str:
+    request_id = response.headers.get("X-Request-ID")
+    assert request_id, f"no X-Request-ID on {response.request.url}"
+    return request_id
+
+
+# --- admin changes from the CLI -------------------------------------------------------------
+
+
+def test_cli_admin_changes_are_audited_with_the_client_id_and_a_cli_request_id(
+    cli: Cli,
+) -> None:
+    created_result = cli.run("clients", "create", "--name", "svc", "--scope", "api", "--json")
+    client_id = json.loads(created_result.stdout)["client_id"]
+    commands = [
+        (["clients", "rotate-secret", client_id, "--json"], "client.secret_rotated"),
+        (["clients", "disable", client_id], "client.disabled"),
+        (["clients", "enable", client_id], "client.enabled"),
+        (["clients", "delete", client_id], "client.deleted"),
+    ]
+    seen = [(cli.events(created_result), "client.created")]
+    for args, expected in commands:
+        seen.append((cli.events(cli.run(*args)), expected))
+    rotated_key = cli.events(key_result := cli.run("keys", "rotate", "--json"))
+
+    request_ids = set()
+    for events, expected in seen:
+        assert [e["event"] for e in events] == [expected]
+        (event,) = events
+        assert event["client_id"] == client_id
+        assert event["outcome"] == "success"
+        assert event["request_id"].startswith("cli-")
+        request_ids.add(event["request_id"])
+    assert len(request_ids) == len(seen), "each command has its own request id"
+    (key_event,) = rotated_key
+    assert key_event["event"] == "key.rotated"
+    assert key_event["outcome"] == "success"
+    assert key_event["request_id"].startswith("cli-")
+    assert key_event["kid"] == json.loads(key_result.stdout)["kid"]
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def test_token_issuance_is_audited_with_the_client_id_and_the_responses_request_id(
+    cli: Cli, server: Server
+) -> None:
+    created = create(cli)
+    client_id = created["client_id"]
+
+    response = token_request(server, client_id, created["client_secret"])
+
+    assert response.status_code == 200, response.text
+    request_id = request_id_of(response)
+    event = server.wait_for_event(event="token.issued", request_id=request_id)
+    assert event["client_id"] == client_id
+    assert event["outcome"] == "success"
+
+
+def test_a_request_id_sent_by_the_client_is_echoed_and_logged(cli: Cli, server: Server) -> None:
+    created = create(cli)
+    supplied = f"trace-{uuid.uuid4().hex}"
+
+    response = token_request(
+        server, created["client_id"], created["client_secret"], **{"X-Request-ID": supplied}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Request-ID"] == supplied
+    event = server.wait_for_event(event="token.issued", request_id=supplied)
+    assert event["client_id"] == created["client_id"]
+
+
+def test_an_unsafe_request_id_is_replaced_not_echoed_or_logged(cli: Cli, server: Server) -> None:
+    created = create(cli)
+    unsafe = 'x","event":"forged'
+
+    response = token_request(
+        server, created["client_id"], created["client_secret"], **{"X-Request-ID": unsafe}
+    )
+
+    assert response.status_code == 200, response.text
+    replacement = request_id_of(response)
+    assert replacement != unsafe
+    event = server.wait_for_event(event="token.issued", request_id=replacement)
+    assert event["client_id"] == created["client_id"]
+    assert "forged" not in server.stderr()
+
+
+def test_each_request_without_an_id_gets_a_distinct_one(cli: Cli, server: Server) -> None:
+    created = create(cli)
+    ids = {
+        request_id_of(token_request(server, created["client_id"], created["client_secret"]))
+        for _ in range(3)
+    }
+    assert len(ids) == 3
+
+
+@pytest.mark.parametrize("post", [False, True], ids=["basic", "post"])
+def test_failed_client_authentication_is_audited_with_the_client_id(
+    cli: Cli, server: Server, post: bool
+) -> None:
+    created = create(cli)
+    wrong = f"ascs_wrong{uuid.uuid4().hex}"
+
+    response = token_request(server, created["client_id"], wrong, post=post)
+
+    assert response.status_code == 401, response.text
+    event = server.wait_for_event(event="client.authentication", request_id=request_id_of(response))
+    assert event["client_id"] == created["client_id"]
+    assert event["outcome"] == "failure"
+    assert wrong not in server.stderr()
+
+
+def test_revocation_is_audited_with_the_client_id_and_request_id(cli: Cli, server: Server) -> None:
+    created = create(cli)
+    credentials = (created["client_id"], created["client_secret"])
+    issued = token_request(server, *credentials)
+    token = issued.json()["access_token"]
+
+    response = requests.post(
+        f"{server.url}/oauth2/revoke", data={"token": token}, auth=credentials, timeout=10
+    )
+
+    assert response.status_code == 200, response.text
+    event = server.wait_for_event(event="token.revocation", request_id=request_id_of(response))
+    assert event["client_id"] == created["client_id"]
+    assert isinstance(event["outcome"], str)
+    assert event["outcome"]
+
+
+def test_logs_never_contain_a_secret_a_token_or_private_key_material(
+    cli: Cli, server: Server
+) -> None:
+    secrets: list[str] = []
+    tokens: list[str] = []
+
+    first = create(cli, "first")
+    secrets.append(first["client_secret"])
+    rotated = cli.json("clients", "rotate-secret", first["client_id"], "--grace", "60")
+    secrets.append(rotated["client_secret"])
+    chosen = f"migrated-Secret-{uuid.uuid4().hex}"
+    migrated = create(cli, "migrated", "--secret-stdin", input=chosen + "\n")
+    secrets.append(chosen)
+    cli.run("keys", "rotate", "--now", "--json")
+    cli.run("clients", "show", first["client_id"], "--json")
+
+    for client_id, secret, post in [
+        (first["client_id"], secrets[0], False),
+        (first["client_id"], secrets[1], True),
+        (migrated["client_id"], chosen, False),
+    ]:
+        response = token_request(server, client_id, secret, post=post)
+        assert response.status_code == 200, response.text
+        tokens.append(response.json()["access_token"])
+    for client_id, post in [(first["client_id"], False), (migrated["client_id"], True)]:
+        wrong = f"{chosen}-wrong-{int(post)}"
+        secrets.append(wrong)
+        assert token_request(server, client_id, wrong, post=post).status_code == 401
+    introspected = requests.post(
+        f"{server.url}/oauth2/introspect",
+        data={"token": tokens[0]},
+        auth=(migrated["client_id"], chosen),
+        timeout=10,
+    )
+    assert introspected.json()["active"] is True
+    for token in tokens:
+        revoked = requests.post(
+            f"{server.url}/oauth2/revoke",
+            data={"token": token},
+            auth=(first["client_id"], secrets[1]),
+            timeout=10,
+        )
+        assert revoked.status_code == 200
+    # A secret sent where no secret belongs must not be echoed into the logs either.
+    misplaced = requests.post(
+        f"{server.url}/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": secrets[1]},
+        auth=(first["client_id"], secrets[1]),
+        timeout=10,
+    )
+    assert misplaced.status_code == 400
+    cli.run("clients", "disable", migrated["client_id"])
+    cli.run("clients", "delete", migrated["client_id"])
+    server.wait_for_event(event="token.revocation", client_id=first["client_id"])
+    server.wait_for_event(event="client.authentication", client_id=migrated["client_id"])
+
+    logs = {"server": server.stderr(), **{f"cli #{i}": s for i, s in enumerate(cli.stderr)}}
+    events = [e["event"] for text in logs.values() for e in audit_events(text)]
+    for expected in (
+        "client.created",
+        "client.secret_rotated",
+        "key.rotated",
+        "token.issued",
+        "client.authentication",
+        "token.revocation",
+        "client.disabled",
+        "client.deleted",
+    ):
+        assert expected in events, f"{expected} missing from {events}"
+    for where, text in logs.items():
+        for secret in secrets:
+            assert secret not in text, f"a client secret appears in the {where} stderr"
+        for token in tokens:
+            assert token not in text, f"an access token appears in the {where} stderr"
+            signature = token.rsplit(".", 1)[1]
+            assert signature not in text, f"a token signature appears in the {where} stderr"
+        assert "PRIVATE KEY" not in text, f"private key material in the {where} stderr"
+        assert "$sha256$" not in text, f"a secret hash in the {where} stderr"
+        assert "$argon2" not in text, f"a secret hash in the {where} stderr"
+
+
+# --- last_used_at ---------------------------------------------------------------------------
+
+
+def _show(cli: Cli, client_id: str) -> dict[str, Any]:
+    shown: dict[str, Any] = cli.json("clients", "show", client_id)
+    return shown
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def test_last_used_at_is_recorded_within_seconds_and_written_at_most_once_a_minute(
+    cli: Cli, server: Server
+) -> None:
+    used = create(cli, "used")
+    failing = create(cli, "only fails")
+    assert _show(cli, used["client_id"])["last_used_at"] is None
+
+    before = datetime.now(UTC)
+    assert token_request(server, used["client_id"], used["client_secret"]).status_code == 200
+    after = datetime.now(UTC)
+    assert token_request(server, failing["client_id"], "ascs_wrong").status_code == 401
+
+    deadline = time.monotonic() + LAST_USED_WAIT_SECONDS
+    while (first := _show(cli, used["client_id"])["last_used_at"]) is None:
+        assert time.monotonic() < deadline, (
+            f"last_used_at still null after {LAST_USED_WAIT_SECONDS}s"
+        )
+        time.sleep(0.5)
+    assert before - timedelta(seconds=1) <= _parse(first) <= after + timedelta(seconds=1)
+
+    # More successful requests within the minute (reaching both workers, most likely) ...
+    for _ in range(4):
+        assert token_request(server, used["client_id"], used["client_secret"]).status_code == 200
+    time.sleep(LAST_USED_FLUSH_SECONDS + 1)
+
+    # ... leave it as it was; and a failed authentication never counts as a use.
+    assert _show(cli, used["client_id"])["last_used_at"] == first
+    assert _show(cli, failing["client_id"])["last_used_at"] is None

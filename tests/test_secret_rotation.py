@@ -1,0 +1,347 @@
+"""Client secret rotation with a grace period, expiring secrets, and the purge of dead hashes.
+
+The service level runs on SQLite and PostgreSQL; ``authserver clients rotate-secret`` runs as
+a real console script against SQLite. Secrets are always tried at the real token endpoint or
+through ``services.clients.authenticate``, never by looking at hashes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import func, select
+
+from authserver.errors import ClientNotFound
+from authserver.extensions import db
+from authserver.maintenance import Maintenance
+from authserver.models import ClientSecret, utcnow
+from authserver.services import clients as registry
+from tests.conftest import LiveServer, RegisteredClient
+from tests.support.cli import (
+    CLIENT_FIELDS,
+    RunCli,
+    assert_one_line_error,
+    base_env,
+    make_runner,
+    ok_json,
+)
+
+CreateClient = Callable[..., RegisteredClient]
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def token_status(
+    http: requests.Session, live_server: LiveServer, client_id: str, secret: str
+) -> int:
+    """The token endpoint's status for these credentials; a 401 must be ``invalid_client``."""
+    response = http.post(
+        live_server.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+    if response.status_code == 401:
+        assert response.json()["error"] == "invalid_client"
+    else:
+        assert response.status_code == 200, response.text
+    return response.status_code
+
+
+def rotate(app: Flask, client_id: str, **options: Any) -> str:
+    with app.app_context():
+        rotated = registry.rotate_secret(db.session(), client_id, **options)
+        db.session.commit()
+        return rotated.client_secret
+
+
+def authenticates(app: Flask, client_id: str, secret: str, at: datetime | None = None) -> bool:
+    with app.app_context():
+        client = registry.authenticate(db.session(), client_id, secret, at or utcnow())
+        db.session.rollback()
+        return client is not None
+
+
+def stored_secrets(app: Flask, client_id: str) -> int:
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(ClientSecret)
+            .where(ClientSecret.client_id == client_id)
+        )
+        return int(count or 0)
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+# --- service level, SQLite and PostgreSQL ---------------------------------------------------
+
+
+def test_rotation_without_grace_ends_the_old_secret_at_once_and_the_new_one_works(
+    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
+) -> None:
+    client = create_client()
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 200
+
+    new_secret = rotate(app, client.client_id)
+
+    assert new_secret != client.client_secret
+    assert new_secret.startswith("ascs_")
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 401
+    assert token_status(http, live_server, client.client_id, new_secret) == 200
+    assert stored_secrets(app, client.client_id) == 1
+
+
+def test_rotation_with_grace_keeps_both_secrets_working_until_the_grace_ends(
+    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
+) -> None:
+    client = create_client()
+
+    new_secret = rotate(app, client.client_id, grace=1)
+    grace_over = time.monotonic() + 1.3
+
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 200
+    assert token_status(http, live_server, client.client_id, new_secret) == 200
+    sleep_until(grace_over)
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 401
+    assert token_status(http, live_server, client.client_id, new_secret) == 200
+
+
+def test_grace_window_ends_exactly_when_the_grace_seconds_have_passed(
+    app: Flask, create_client: CreateClient
+) -> None:
+    client = create_client()
+    rotated_at = utcnow()
+
+    new_secret = rotate(app, client.client_id, grace=30, now=rotated_at)
+
+    old = client.client_secret
+    assert authenticates(app, client.client_id, old, rotated_at + timedelta(seconds=29))
+    assert not authenticates(app, client.client_id, old, rotated_at + timedelta(seconds=30))
+    assert authenticates(app, client.client_id, new_secret, rotated_at + timedelta(days=365))
+
+
+def test_rotating_twice_within_grace_leaves_at_most_two_live_secrets(
+    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
+) -> None:
+    client = create_client()
+    first = client.client_secret
+
+    second = rotate(app, client.client_id, grace=60)
+    third = rotate(app, client.client_id, grace=60)
+
+    assert token_status(http, live_server, client.client_id, first) == 401
+    assert token_status(http, live_server, client.client_id, second) == 200
+    assert token_status(http, live_server, client.client_id, third) == 200
+    assert stored_secrets(app, client.client_id) == 2
+
+    fourth = rotate(app, client.client_id, grace=60)
+
+    assert token_status(http, live_server, client.client_id, second) == 401
+    assert token_status(http, live_server, client.client_id, third) == 200
+    assert token_status(http, live_server, client.client_id, fourth) == 200
+    assert stored_secrets(app, client.client_id) == 2
+
+
+def test_grace_never_extends_an_old_secret_that_expires_sooner(
+    app: Flask, create_client: CreateClient
+) -> None:
+    created_at = utcnow()
+    client = create_client(secret_expires_in=10, now=created_at)
+
+    rotate(app, client.client_id, grace=3600, now=created_at + timedelta(seconds=1))
+
+    old = client.client_secret
+    assert authenticates(app, client.client_id, old, created_at + timedelta(seconds=9))
+    assert not authenticates(app, client.client_id, old, created_at + timedelta(seconds=11))
+
+
+def test_secret_created_with_expires_in_is_invalid_client_after_expiry(
+    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
+) -> None:
+    client = create_client(secret_expires_in=1)
+    expired = time.monotonic() + 1.2
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 200
+
+    sleep_until(expired)
+
+    assert token_status(http, live_server, client.client_id, client.client_secret) == 401
+    assert not authenticates(app, client.client_id, client.client_secret)
+
+
+def test_rotated_secret_with_expires_in_stops_working_after_expiry(
+    app: Flask, create_client: CreateClient
+) -> None:
+    client = create_client()
+    rotated_at = utcnow()
+
+    new_secret = rotate(app, client.client_id, expires_in=60, now=rotated_at)
+
+    assert authenticates(app, client.client_id, new_secret, rotated_at + timedelta(seconds=59))
+    assert not authenticates(app, client.client_id, new_secret, rotated_at + timedelta(seconds=60))
+    assert not authenticates(app, client.client_id, client.client_secret, rotated_at)
+
+
+def test_rotating_an_unknown_client_raises_client_not_found(app: Flask) -> None:
+    with app.app_context(), pytest.raises(ClientNotFound):
+        registry.rotate_secret(db.session(), "cli_nobody", grace=5)
+
+
+def test_maintenance_deletes_the_hashes_of_expired_secrets_only(
+    app: Flask, create_client: CreateClient
+) -> None:
+    long_ago = utcnow() - timedelta(minutes=10)
+    rotated = create_client(name="rotated")
+    new_secret = rotate(app, rotated.client_id, grace=1, now=long_ago)  # old ended 10 min ago
+    in_grace = create_client(name="in grace")
+    in_grace_secret = rotate(app, in_grace.client_id, grace=600)
+    expiring = create_client(name="expiring", secret_expires_in=1, now=long_ago)
+    assert stored_secrets(app, rotated.client_id) == 2
+    assert stored_secrets(app, in_grace.client_id) == 2
+    assert stored_secrets(app, expiring.client_id) == 1
+
+    Maintenance(app).tick()  # a fresh instance: its first round always does housekeeping
+
+    assert stored_secrets(app, rotated.client_id) == 1
+    assert authenticates(app, rotated.client_id, new_secret)
+    assert stored_secrets(app, in_grace.client_id) == 2
+    assert authenticates(app, in_grace.client_id, in_grace.client_secret)
+    assert authenticates(app, in_grace.client_id, in_grace_secret)
+    assert stored_secrets(app, expiring.client_id) == 0
+
+
+# --- the command line, on SQLite ------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(database_url: str, keys_dir: Path, app: Flask) -> RunCli:
+    """``authserver`` against the same database and keys as ``app`` (already migrated)."""
+    return make_runner(base_env(database_url, keys_dir))
+
+
+def cli_create(cli: RunCli, *options: str) -> dict[str, Any]:
+    created: dict[str, Any] = ok_json(
+        cli("clients", "create", "--name", "svc", "--scope", "api", "--json", *options)
+    )
+    return created
+
+
+@SQLITE_ONLY
+def test_cli_rotate_secret_prints_a_new_secret_and_the_old_one_stops_at_once(
+    cli: RunCli, http: requests.Session, live_server: LiveServer
+) -> None:
+    created = cli_create(cli)
+    client_id, old_secret = created["client_id"], created["client_secret"]
+
+    result = cli("clients", "rotate-secret", client_id, "--json")
+
+    rotated = ok_json(result)
+    assert set(rotated) == CLIENT_FIELDS | {"client_secret"}
+    assert rotated["client_id"] == client_id
+    new_secret = rotated["client_secret"]
+    assert new_secret != old_secret
+    assert new_secret.startswith("ascs_")
+    assert token_status(http, live_server, client_id, old_secret) == 401
+    assert token_status(http, live_server, client_id, new_secret) == 200
+
+
+@SQLITE_ONLY
+def test_cli_rotate_secret_with_grace_keeps_the_old_secret_until_the_grace_ends(
+    cli: RunCli, http: requests.Session, live_server: LiveServer
+) -> None:
+    created = cli_create(cli)
+    client_id, old_secret = created["client_id"], created["client_secret"]
+
+    new_secret = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "2", "--json"))[
+        "client_secret"
+    ]
+    grace_over = time.monotonic() + 2.3
+
+    assert token_status(http, live_server, client_id, old_secret) == 200
+    assert token_status(http, live_server, client_id, new_secret) == 200
+    sleep_until(grace_over)
+    assert token_status(http, live_server, client_id, old_secret) == 401
+    assert token_status(http, live_server, client_id, new_secret) == 200
+
+
+@SQLITE_ONLY
+def test_cli_rotate_secret_twice_within_grace_ends_the_oldest_secret_at_once(
+    cli: RunCli, http: requests.Session, live_server: LiveServer
+) -> None:
+    created = cli_create(cli)
+    client_id, first = created["client_id"], created["client_secret"]
+
+    second = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "60", "--json"))
+    third = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "60", "--json"))
+
+    assert token_status(http, live_server, client_id, first) == 401
+    assert token_status(http, live_server, client_id, second["client_secret"]) == 200
+    assert token_status(http, live_server, client_id, third["client_secret"]) == 200
+
+
+@SQLITE_ONLY
+def test_cli_expires_in_on_create_and_on_rotate_secret_makes_the_secret_stop_by_itself(
+    cli: RunCli, http: requests.Session, live_server: LiveServer
+) -> None:
+    """``--expires-in 1``: checked right after the command and again once it has passed."""
+    expiring = cli_create(cli, "--expires-in", "1")
+    created_expiry = time.monotonic() + 1.2
+    created_in_time = token_status(
+        http, live_server, expiring["client_id"], expiring["client_secret"]
+    )
+    other = cli_create(cli)
+    rotated = ok_json(
+        cli("clients", "rotate-secret", other["client_id"], "--expires-in", "1", "--json")
+    )
+    rotated_expiry = time.monotonic() + 1.2
+    rotated_in_time = token_status(http, live_server, other["client_id"], rotated["client_secret"])
+
+    assert created_in_time == 200
+    assert rotated_in_time == 200
+    sleep_until(max(created_expiry, rotated_expiry))
+    assert token_status(http, live_server, expiring["client_id"], expiring["client_secret"]) == 401
+    assert token_status(http, live_server, other["client_id"], rotated["client_secret"]) == 401
+
+
+@SQLITE_ONLY
+def test_cli_rotate_secret_of_an_unknown_client_exits_1_with_one_line(cli: RunCli) -> None:
+    result = cli("clients", "rotate-secret", "cli_nobody", "--json")
+
+    line = assert_one_line_error(result, 1)
+    assert "cli_nobody" in line
+    assert result.stdout == ""
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("options", [["--grace", "-1"], ["--grace", "soon"], ["--expires-in", "0"]])
+def test_cli_rotate_secret_rejects_out_of_range_values_as_usage_errors(
+    cli: RunCli, http: requests.Session, live_server: LiveServer, options: list[str]
+) -> None:
+    created = cli_create(cli)
+
+    result = cli("clients", "rotate-secret", created["client_id"], *options, "--json")
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert options[0] in result.stderr
+    assert result.stdout == ""
+    # Nothing was rotated: the secret from create still works.
+    assert token_status(http, live_server, created["client_id"], created["client_secret"]) == 200
+
+
+@SQLITE_ONLY
+def test_cli_create_rejects_a_zero_expiry_as_a_usage_error(cli: RunCli) -> None:
+    result = cli("clients", "create", "--name", "svc", "--scope", "api", "--expires-in", "0")
+
+    assert result.returncode == 2, result.stderr
+    assert "--expires-in" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ok_json(cli("clients", "list", "--json")) == []
