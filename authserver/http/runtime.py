@@ -25,9 +25,9 @@ from authserver.services import clients, tokens
 from authserver.services.keys import key_store, retention
 
 EXTENSION_NAME = "authserver"
-#: How stale the longest client token lifetime may be; it only decides when retired keys
-#: leave the JWKS, which happens minutes to hours after they stop signing.
-RETENTION_REFRESH_SECONDS = 5.0
+#: How stale the longest client token lifetime may be. It decides when retired keys leave the
+#: JWKS, so a lifetime raised by the CLI must count within about the contract's 2 seconds.
+RETENTION_REFRESH_SECONDS = 1.0
 
 
 @dataclass
