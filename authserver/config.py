@@ -43,6 +43,8 @@ class Settings:
     signing_alg: str = DEFAULT_ALG
     rsa_bits: int = 2048
     key_rotation_days: int | None = None
+    ratelimit_enabled: bool = True
+    ratelimit_storage_url: str = "memory://"
 
     @property
     def token_endpoint(self) -> str:
@@ -86,6 +88,8 @@ class Settings:
             signing_alg=_choice(env, "AUTHSERVER_SIGNING_ALG", SUPPORTED_ALGS, DEFAULT_ALG),
             rsa_bits=int(_choice(env, "AUTHSERVER_RSA_BITS", tuple(map(str, RSA_SIZES)), "2048")),
             key_rotation_days=_positive_int(env, "AUTHSERVER_KEY_ROTATION_DAYS", None),
+            ratelimit_enabled=_choice(env, "AUTHSERVER_RATELIMIT", ("on", "off"), "on") == "on",
+            ratelimit_storage_url=env.get("AUTHSERVER_RATELIMIT_STORAGE_URL") or "memory://",
         )
 
 

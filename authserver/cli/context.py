@@ -16,6 +16,7 @@ from authserver import create_app
 from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
+from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keys import KeyStore
 
 
@@ -26,6 +27,8 @@ def load_settings() -> Settings:
     """
     settings = Settings.from_env()
     KeyStore(settings.keys_dir, settings.key_passphrase).ensure_directory()
+    if settings.ratelimit_enabled:
+        FailureLimiter(settings.ratelimit_storage_url)
     return settings
 
 

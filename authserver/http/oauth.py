@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from authserver.http.forms import parse_form
 from authserver.http.responses import json_response
 from authserver.http.runtime import Runtime
+from authserver.oauth.errors import TooManyRequestsError
 from authserver.oauth.requests import FormRequest
 from authserver.oauth.server import INTROSPECTION_ENDPOINT, REVOCATION_ENDPOINT, TOKEN_ENDPOINT
 
@@ -26,6 +27,11 @@ OAUTH_PATHS = frozenset(ENDPOINT_PATHS)
 def _handle() -> Response:
     runtime = Runtime.current()
     endpoint = ENDPOINT_PATHS[request.path]
+    if runtime.failure_limiter is not None:
+        retry_after = runtime.failure_limiter.address_retry_after(request.remote_addr or "unknown")
+        if retry_after is not None:
+            error = TooManyRequestsError(retry_after)
+            return json_response(*runtime.oauth.handle_error_response(None, error))
     try:
         form_request = FormRequest(
             endpoint_uri=f"{runtime.settings.issuer}{request.path}",

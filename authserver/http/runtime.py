@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.audit import audit_event
@@ -19,6 +19,7 @@ from authserver.http.request_ids import current_request_id
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
+from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
 from authserver.services import clients, tokens
@@ -91,6 +92,7 @@ class DatabaseBackend:
     keys: KeyRingLoader
     retention: RetentionCache
     usage: UsageRecorder
+    failure_limiter: FailureLimiter | None
 
     def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
         now = datetime.now(UTC)
@@ -102,6 +104,11 @@ class DatabaseBackend:
 
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())
+
+    def record_authentication_failure(self, client_id: str) -> int | None:
+        if self.failure_limiter is None:
+            return None
+        return self.failure_limiter.record_failure(client_id, request.remote_addr or "unknown")
 
     def client_is_active(self, client_id: str) -> bool:
         return clients.is_active(db.session(), client_id)
@@ -130,6 +137,7 @@ class Runtime:
     keys: KeyRingLoader
     retention: RetentionCache
     usage: UsageRecorder
+    failure_limiter: FailureLimiter | None
     oauth: AuthorizationServer
 
     @classmethod
@@ -142,14 +150,17 @@ class Runtime:
             return keys.current().signing_key(datetime.now(UTC))
 
         generator = AccessTokenGenerator(settings.issuer, signing_key, settings.access_token_ttl)
-        backend = DatabaseBackend(settings, keys, retention_cache, usage)
+        limiter = FailureLimiter(settings.ratelimit_storage_url)
+        backend = DatabaseBackend(
+            settings, keys, retention_cache, usage, limiter if settings.ratelimit_enabled else None
+        )
         oauth = AuthorizationServer(
             backend,
             generator,
             issuer=settings.issuer,
             default_audience=settings.default_audience,
         )
-        runtime = cls(settings, keys, retention_cache, usage, oauth)
+        runtime = cls(settings, keys, retention_cache, usage, backend.failure_limiter, oauth)
         app.extensions[EXTENSION_NAME] = runtime
         return runtime
 

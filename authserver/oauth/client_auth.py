@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from authserver.oauth.backend import Backend
 from authserver.oauth.clients import OAuthClient
-from authserver.oauth.errors import InvalidClientError
+from authserver.oauth.errors import InvalidClientError, TooManyRequestsError
 from authserver.oauth.requests import OAuthFormRequest
 
 
@@ -68,6 +68,9 @@ def _verified(
         backend.record(
             "client.authentication", outcome="failure", client_id=client_id, method=method
         )
+        retry_after = backend.record_authentication_failure(client_id)
+        if retry_after is not None:
+            raise TooManyRequestsError(retry_after)
         raise InvalidClientError(
             "Client authentication failed: unknown client, wrong secret or disabled client.",
             challenge=challenge,

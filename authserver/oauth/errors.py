@@ -41,3 +41,21 @@ class TemporarilyUnavailableError(rfc6749.OAuth2Error):
 
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class TooManyRequestsError(rfc6749.OAuth2Error):
+    """Too many failed client authentications (the contract's limits); retry later."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            description="Too many failed client authentications; retry later.", status_code=429
+        )
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = rfc6749.OAuth2Error.get_headers(self)
+        headers.append(("Retry-After", str(self.retry_after)))
+        return headers

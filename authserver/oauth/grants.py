@@ -35,8 +35,7 @@ def check_requested_scope(client: OAuthClient, scope: str | None) -> None:
     requested = scope.split()
     if not requested:
         raise InvalidScopeError(description="The scope parameter is empty.")
-    unknown = sorted(set(requested) - set(client.scopes))
-    if unknown:
+    if not set(requested) <= set(client.scopes):
         raise InvalidScopeError(description="The client is not registered for the requested scope.")
 
 
