@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from authserver.config import Settings
-from authserver.http import discovery, errors, health, oauth, request_ids
+from authserver.http import discovery, errors, health, oauth, request_ids, security_headers
 from authserver.http.runtime import Runtime
 
 
@@ -13,5 +13,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     Runtime.attach(app, settings)
     errors.init_app(app)
     request_ids.init_app(app)
+    security_headers.init_app(app, settings)
     for blueprint in (oauth.blueprint, discovery.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
