@@ -26,6 +26,8 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/authserver.db"
 DEFAULT_ALG = "RS256"
 SUPPORTED_ALGS = ("RS256", "ES256", "EdDSA")
 RSA_SIZES = (2048, 3072, 4096)
+#: Read by prometheus_client: where the server's worker processes share their metrics.
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)

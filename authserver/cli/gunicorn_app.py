@@ -23,6 +23,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         for name, value in self._options.items():
             self.cfg.set(name, value)
         self.cfg.set("post_worker_init", _start_worker_background_tasks)
+        self.cfg.set("child_exit", _forget_worker_metrics)
 
     def load(self) -> Any:
         return create_app(self._settings)
@@ -31,3 +32,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 def _start_worker_background_tasks(worker: Any) -> None:
     """In each worker, after its app is loaded: threads started before fork would not survive."""
     Maintenance(worker.wsgi).start()
+
+
+def _forget_worker_metrics(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the shared metrics (prometheus_client's rule)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

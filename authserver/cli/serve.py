@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from sqlalchemy import func, select
 
 from authserver.cli.context import app_context, current_settings
+from authserver.config import PROMETHEUS_MULTIPROC_ENV
 from authserver.extensions import db
 from authserver.models import Client
 from authserver.services.keys import ensure_signing_key
@@ -50,9 +55,28 @@ def command(host: str, port: int, workers: int | None) -> None:
         "loglevel": "warning",
         "proc_name": "authserver",
     }
-    from authserver.cli.gunicorn_app import GunicornServer  # gunicorn: only when serving
+    with _metrics_directory():
+        from authserver.cli.gunicorn_app import GunicornServer  # gunicorn: only when serving
 
-    GunicornServer(settings, options).run()
+        GunicornServer(settings, options).run()
+
+
+@contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """Give the workers a fresh folder to share Prometheus samples through, removed on exit.
+
+    It must be in the environment before prometheus_client is first imported. An operator's
+    own ``PROMETHEUS_MULTIPROC_DIR`` is used as it is.
+    """
+    if os.environ.get(PROMETHEUS_MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="authserver-metrics-")
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask import Flask
 
 from authserver.config import Settings
-from authserver.http import discovery, errors, health, oauth, request_ids, security_headers
+from authserver.http import (
+    discovery,
+    errors,
+    health,
+    metrics,
+    oauth,
+    request_ids,
+    security_headers,
+)
 from authserver.http.runtime import Runtime
 
 
@@ -14,5 +22,5 @@ def init_app(app: Flask, settings: Settings) -> None:
     errors.init_app(app)
     request_ids.init_app(app)
     security_headers.init_app(app, settings)
-    for blueprint in (oauth.blueprint, discovery.blueprint, health.blueprint):
+    for blueprint in (oauth.blueprint, discovery.blueprint, health.blueprint, metrics.blueprint):
         app.register_blueprint(blueprint)

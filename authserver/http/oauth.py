@@ -3,15 +3,23 @@ the OAuth server, send its answer."""
 
 from __future__ import annotations
 
+import time
+
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, request
 
+from authserver.http import metrics
 from authserver.http.forms import parse_form
 from authserver.http.responses import json_response
 from authserver.http.runtime import Runtime
 from authserver.oauth.errors import TooManyRequestsError
 from authserver.oauth.requests import FormRequest
-from authserver.oauth.server import INTROSPECTION_ENDPOINT, REVOCATION_ENDPOINT, TOKEN_ENDPOINT
+from authserver.oauth.server import (
+    INTROSPECTION_ENDPOINT,
+    REVOCATION_ENDPOINT,
+    TOKEN_ENDPOINT,
+)
+from authserver.oauth.server import Response as OAuthResponse
 
 blueprint = Blueprint("oauth", __name__)
 
@@ -25,13 +33,18 @@ OAUTH_PATHS = frozenset(ENDPOINT_PATHS)
 
 
 def _handle() -> Response:
-    runtime = Runtime.current()
+    started = time.perf_counter()
     endpoint = ENDPOINT_PATHS[request.path]
+    status, body, headers = _answer(Runtime.current(), endpoint)
+    metrics.observe(endpoint, status, body, started)
+    return json_response(status, body, headers)
+
+
+def _answer(runtime: Runtime, endpoint: str) -> OAuthResponse:
     if runtime.failure_limiter is not None:
         retry_after = runtime.failure_limiter.address_retry_after(request.remote_addr or "unknown")
         if retry_after is not None:
-            error = TooManyRequestsError(retry_after)
-            return json_response(*runtime.oauth.handle_error_response(None, error))
+            return runtime.oauth.handle_error_response(None, TooManyRequestsError(retry_after))
     try:
         form_request = FormRequest(
             endpoint_uri=f"{runtime.settings.issuer}{request.path}",
@@ -40,8 +53,8 @@ def _handle() -> Response:
             basic=_basic_credentials(),
         )
     except OAuth2Error as error:
-        return json_response(*runtime.oauth.handle_error_response(None, error))
-    return json_response(*runtime.oauth.handle(endpoint, form_request))
+        return runtime.oauth.handle_error_response(None, error)
+    return runtime.oauth.handle(endpoint, form_request)
 
 
 for _path in ENDPOINT_PATHS:

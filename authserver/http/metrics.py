@@ -1,0 +1,86 @@
+"""``GET /metrics``: Prometheus text format.
+
+Under ``authserver serve`` every worker writes its samples to files in
+``PROMETHEUS_MULTIPROC_DIR`` (set by ``serve`` before the workers start) and a scrape, served
+by whichever worker gets it, adds them all up. Without that variable (tests, a single
+process) the process's own registry is served.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from authserver.config import PROMETHEUS_MULTIPROC_ENV
+from authserver.http.runtime import Runtime
+from authserver.oauth.server import TOKEN_ENDPOINT
+
+blueprint = Blueprint("metrics", __name__)
+
+TOKENS_ISSUED = Counter("authserver_tokens_issued", "Access tokens issued.")
+OAUTH_FAILURES = Counter(
+    "authserver_oauth_failures",
+    "OAuth requests answered with an error, by endpoint and RFC 6749 error code "
+    "(too_many_requests: rate-limit hits).",
+    ["endpoint", "reason"],
+)
+OAUTH_LATENCY = Histogram(
+    "authserver_oauth_request_duration_seconds",
+    "Time to answer an OAuth request, by endpoint.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def observe(endpoint: str, status: int, body: dict[str, Any], started: float) -> None:
+    OAUTH_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+    if status == 200 and endpoint == TOKEN_ENDPOINT:
+        TOKENS_ISSUED.inc()
+    elif status >= 400:
+        OAUTH_FAILURES.labels(endpoint, str(body.get("error", "unknown"))).inc()
+
+
+class SigningKeyCollector(Collector):
+    """Age of the key signing now, read from this worker's key ring at scrape time."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        key = self._runtime.keys.current().signing_key(now)
+        gauge = GaugeMetricFamily(
+            "authserver_signing_key_age_seconds", "Seconds since the signing key was created."
+        )
+        if key is not None:
+            gauge.add_metric([], (now - key.created_at).total_seconds())
+        yield gauge
+
+
+@blueprint.route("/metrics", methods=["GET"])
+def metrics() -> Response:
+    if os.environ.get(PROMETHEUS_MULTIPROC_ENV):
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+    else:
+        shared = REGISTRY
+    local = CollectorRegistry()
+    local.register(SigningKeyCollector(Runtime.current()))
+    body = generate_latest(shared) + generate_latest(local)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
