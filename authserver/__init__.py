@@ -13,6 +13,7 @@ from authserver.errors import ConfigError
 
 #: RFC 6749 requests are a handful of short parameters; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def create_app(settings: Settings | None = None, *, with_http: bool = True) -> Flask:
@@ -67,8 +68,15 @@ def _engine_options(database_url: str) -> dict[str, object]:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
-    """SQLite enforces foreign keys only when asked, per connection."""
+    """Per-connection SQLite settings for a server with several worker processes.
+
+    Foreign keys are enforced only when asked; WAL lets readers (every token request) go on
+    while the CLI or a worker writes; the busy timeout makes a writer wait for the lock
+    instead of failing at once with "database is locked".
+    """
     if type(dbapi_connection).__module__ == "sqlite3":
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()

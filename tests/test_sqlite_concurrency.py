@@ -1,0 +1,43 @@
+"""SQLite under concurrent writers: WAL and a busy timeout, so nothing is lost or corrupted."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.support.cli import AUTHSERVER, sqlite_env
+
+WRITERS = 8
+
+
+def test_concurrent_cli_writers_lose_no_client_and_corrupt_nothing(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    env = sqlite_env(tmp_path)
+    processes = [
+        subprocess.Popen(
+            [str(AUTHSERVER), "clients", "create", "--name", f"w{i}", "--scope", "api", "--json"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(WRITERS)
+    ]
+    created = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        created.append(json.loads(stdout)["client_id"])
+
+    database = tmp_path / "authserver.db"
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {row[0] for row in connection.execute("SELECT client_id FROM clients")}
+        secrets = connection.execute("SELECT count(*) FROM client_secrets").fetchone()[0]
+    assert stored == set(created)
+    assert secrets == WRITERS
