@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authserver.config import Settings
 from authserver.errors import ConfigError
@@ -37,6 +38,12 @@ def create_app(settings: Settings | None = None, *, with_http: bool = True) -> F
         from authserver import http
 
         http.init_app(app, settings)
+    if settings.trusted_proxies:
+        # Behind N proxies, the client's address (for the failed-authentication limits and
+        # the logs) is the Nth X-Forwarded-For entry from the right; never trusted otherwise.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     return app
 
 

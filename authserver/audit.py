@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,17 +34,6 @@ def audit_event(
         **{name: _cut(value) for name, value in details.items()},
     }
     logger.info(json.dumps(record, separators=(",", ":"), ensure_ascii=True))
-
-
-def configure_audit_log() -> None:
-    """Send audit lines, bare, to stderr (the CLI and ``serve`` call this once)."""
-    if logger.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def _cut(value: Any) -> Any:

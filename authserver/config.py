@@ -45,6 +45,7 @@ class Settings:
     signing_alg: str = DEFAULT_ALG
     rsa_bits: int = 2048
     key_rotation_days: int | None = None
+    trusted_proxies: int = 0
     ratelimit_enabled: bool = True
     ratelimit_storage_url: str = "memory://"
 
@@ -90,6 +91,7 @@ class Settings:
             signing_alg=_choice(env, "AUTHSERVER_SIGNING_ALG", SUPPORTED_ALGS, DEFAULT_ALG),
             rsa_bits=int(_choice(env, "AUTHSERVER_RSA_BITS", tuple(map(str, RSA_SIZES)), "2048")),
             key_rotation_days=_positive_int(env, "AUTHSERVER_KEY_ROTATION_DAYS", None),
+            trusted_proxies=_non_negative_int(env, "AUTHSERVER_TRUSTED_PROXIES"),
             ratelimit_enabled=_choice(env, "AUTHSERVER_RATELIMIT", ("on", "off"), "on") == "on",
             ratelimit_storage_url=env.get("AUTHSERVER_RATELIMIT_STORAGE_URL") or "memory://",
         )
@@ -134,3 +136,10 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _non_negative_int(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name) or "0"
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number (0 or more), got {raw!r}")
+    return int(raw)

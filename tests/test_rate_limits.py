@@ -133,3 +133,55 @@ def test_bad_ratelimit_setting_stops_the_cli_with_one_line(
 ) -> None:
     result = run_authserver(sqlite_env(tmp_path, **{name: value}), "clients", "list")
     assert name in assert_one_line_error(result)
+
+
+def fail_fifty_times_as(http: requests.Session, url: str, forwarded_for: str) -> None:
+    for attempt in range(50):
+        response = http.post(
+            url,
+            data=GRANT,
+            auth=(f"cli_guess{attempt}", "wrong"),
+            headers={"X-Forwarded-For": forwarded_for},
+            timeout=10,
+        )
+        assert response.status_code == 401
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": 1}])
+def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+    settings_overrides: dict[str, Any],
+) -> None:
+    client = create_client()
+    fail_fifty_times_as(http, live_server.token_url, "203.0.113.7")
+    auth = (client.client_id, client.client_secret)
+    blocked = http.post(
+        live_server.token_url, data=GRANT, auth=auth, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
+    assert_too_many_requests(blocked)
+    other = http.post(
+        live_server.token_url, data=GRANT, auth=auth, headers={"X-Forwarded-For": "203.0.113.8"}
+    )
+    assert other.ok
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(
+    http: requests.Session, live_server: LiveServer, create_client: Callable[..., RegisteredClient]
+) -> None:
+    """A client cannot dodge the address limit by inventing X-Forwarded-For values."""
+    client = create_client()
+    fail_fifty_times_as(http, live_server.token_url, "203.0.113.7")
+    response = http.post(
+        live_server.token_url,
+        data=GRANT,
+        auth=(client.client_id, client.client_secret),
+        headers={"X-Forwarded-For": "198.51.100.1"},
+    )
+    assert_too_many_requests(response)
+
+
+def test_trusted_proxies_must_be_a_whole_number() -> None:
+    with pytest.raises(ConfigError, match="AUTHSERVER_TRUSTED_PROXIES"):
+        Settings.from_env({"AUTHSERVER_TRUSTED_PROXIES": "10.0.0.1"})

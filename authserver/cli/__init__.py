@@ -11,10 +11,10 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.audit import configure_audit_log
 from authserver.cli import clients, db, keys, serve
 from authserver.cli.context import describe_database_error, load_settings
 from authserver.errors import AuthServerError
+from authserver.json_logs import configure_json_logs
 
 
 class AuthServerGroup(click.Group):
@@ -34,7 +34,7 @@ class AuthServerGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """OAuth 2.0 authorization server for service-to-service auth."""
-    configure_audit_log()
+    configure_json_logs("authserver.audit")
     ctx.obj = load_settings()
 
 

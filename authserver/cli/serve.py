@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from authserver.cli.context import app_context, current_settings
 from authserver.config import PROMETHEUS_MULTIPROC_ENV
 from authserver.extensions import db
+from authserver.json_logs import configure_json_logs
 from authserver.models import Client
 from authserver.services.keys import ensure_signing_key
 
@@ -36,6 +37,7 @@ GRACEFUL_TIMEOUT_SECONDS = 5
 def command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API."""
     settings = current_settings()
+    configure_json_logs("authserver.access")
     created = ensure_signing_key(settings)
     if created:
         click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)

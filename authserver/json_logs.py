@@ -1,0 +1,19 @@
+"""The server's own logs (audit trail, access log) are JSON lines on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def configure_json_logs(*names: str) -> None:
+    """Send these JSON-line loggers, bare, to stderr (the CLI calls this once)."""
+    for name in names:
+        json_logger = logging.getLogger(name)
+        if json_logger.handlers:
+            continue
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        json_logger.addHandler(handler)
+        json_logger.setLevel(logging.INFO)
+        json_logger.propagate = False
