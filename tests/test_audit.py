@@ -8,9 +8,7 @@ ignored by the parser but still searched for leaked secrets.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -23,11 +21,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.cli import AUTHSERVER, base_env, ok, ok_json, run_authserver
-from tests.support.postgres import free_port
+from tests.support.cli import base_env, ok, ok_json, run_authserver
+from tests.support.server import Server, Servers
 
-STARTUP_TIMEOUT_SECONDS = 20
-STOP_DEADLINE_SECONDS = 10
 #: Audit lines are written as requests finish; give a worker this long to get them out.
 LOG_WAIT_SECONDS = 5
 #: Maintenance flushes last-used times every 5 s (contract: written at most once a minute).
@@ -65,32 +61,16 @@ class Cli:
         return audit_events(result.stderr)
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        return audit_events(self.stderr())
-
-    def wait_for_event(self, **match: Any) -> dict[str, Any]:
-        """The first audit event with all of ``match``'s fields, waiting a little for it."""
-        deadline = time.monotonic() + LOG_WAIT_SECONDS
-        while True:
-            for event in self.events():
-                if all(event.get(name) == value for name, value in match.items()):
-                    return event
-            if time.monotonic() > deadline:
-                pytest.fail(f"no audit event with {match} in the server's stderr:\n{self.stderr()}")
-            time.sleep(0.1)
+def wait_for_event(server: Server, **match: Any) -> dict[str, Any]:
+    """The first audit event with all of ``match``'s fields, waiting a little for it."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        for event in audit_events(server.stderr()):
+            if all(event.get(name) == value for name, value in match.items()):
+                return event
+        if time.monotonic() > deadline:
+            pytest.fail(f"no audit event with {match} in the server's stderr:\n{server.stderr()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -115,63 +95,8 @@ def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     """``authserver serve --workers 2`` on a free port, shared by this module's tests (each
     uses its own clients and finds its events by request id or client id); its process group
     is killed at the end."""
-    port = free_port()
-    stderr_path = tmp_path_factory.mktemp("serve") / "serve.stderr"
-    with stderr_path.open("wb") as handle:
-        process = subprocess.Popen(
-            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"],
-            env={**env, "AUTHSERVER_ISSUER": f"http://127.0.0.1:{port}"},
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=handle,
-            start_new_session=True,
-        )
-    server = Server(process, port, stderr_path)
-    try:
-        _wait_until_healthy(server)
-        yield server
-    finally:
-        _stop(process)
-
-
-def _wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"serve exited with {server.process.returncode}:\n{server.stderr()}")
-        try:
-            if requests.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{server.stderr()}")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if _group_alive(process.pid):
-        os.killpg(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_DEADLINE_SECONDS
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            process.poll()
-            time.sleep(0.05)
-        if _group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-    try:
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with Servers(tmp_path_factory.mktemp("serve")) as servers:
+        yield servers.start(env)
 
 
 def create(cli: Cli, name: str = "svc", *options: str, input: str | None = None) -> dict[str, Any]:
@@ -251,7 +176,7 @@ def test_token_issuance_is_audited_with_the_client_id_and_the_responses_request_
 
     assert response.status_code == 200, response.text
     request_id = request_id_of(response)
-    event = server.wait_for_event(event="token.issued", request_id=request_id)
+    event = wait_for_event(server, event="token.issued", request_id=request_id)
     assert event["client_id"] == client_id
     assert event["outcome"] == "success"
 
@@ -266,7 +191,7 @@ def test_a_request_id_sent_by_the_client_is_echoed_and_logged(cli: Cli, server: 
 
     assert response.status_code == 200, response.text
     assert response.headers["X-Request-ID"] == supplied
-    event = server.wait_for_event(event="token.issued", request_id=supplied)
+    event = wait_for_event(server, event="token.issued", request_id=supplied)
     assert event["client_id"] == created["client_id"]
 
 
@@ -281,7 +206,7 @@ def test_an_unsafe_request_id_is_replaced_not_echoed_or_logged(cli: Cli, server:
     assert response.status_code == 200, response.text
     replacement = request_id_of(response)
     assert replacement != unsafe
-    event = server.wait_for_event(event="token.issued", request_id=replacement)
+    event = wait_for_event(server, event="token.issued", request_id=replacement)
     assert event["client_id"] == created["client_id"]
     assert "forged" not in server.stderr()
 
@@ -305,7 +230,9 @@ def test_failed_client_authentication_is_audited_with_the_client_id(
     response = token_request(server, created["client_id"], wrong, post=post)
 
     assert response.status_code == 401, response.text
-    event = server.wait_for_event(event="client.authentication", request_id=request_id_of(response))
+    event = wait_for_event(
+        server, event="client.authentication", request_id=request_id_of(response)
+    )
     assert event["client_id"] == created["client_id"]
     assert event["outcome"] == "failure"
     assert wrong not in server.stderr()
@@ -322,7 +249,7 @@ def test_revocation_is_audited_with_the_client_id_and_request_id(cli: Cli, serve
     )
 
     assert response.status_code == 200, response.text
-    event = server.wait_for_event(event="token.revocation", request_id=request_id_of(response))
+    event = wait_for_event(server, event="token.revocation", request_id=request_id_of(response))
     assert event["client_id"] == created["client_id"]
     assert isinstance(event["outcome"], str)
     assert event["outcome"]
@@ -381,8 +308,8 @@ def test_logs_never_contain_a_secret_a_token_or_private_key_material(
     assert misplaced.status_code == 400
     cli.run("clients", "disable", migrated["client_id"])
     cli.run("clients", "delete", migrated["client_id"])
-    server.wait_for_event(event="token.revocation", client_id=first["client_id"])
-    server.wait_for_event(event="client.authentication", client_id=migrated["client_id"])
+    wait_for_event(server, event="token.revocation", client_id=first["client_id"])
+    wait_for_event(server, event="client.authentication", client_id=migrated["client_id"])
 
     logs = {"server": server.stderr(), **{f"cli #{i}": s for i, s in enumerate(cli.stderr)}}
     events = [e["event"] for text in logs.values() for e in audit_events(text)]

@@ -18,57 +18,30 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.services import clients as registry
 from authserver.services.keys import revoke_key
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
+from tests.support.oauth import (
+    AUTH_METHODS,
+    CreateClient,
+    introspect,
+    issue_token,
+    json_error,
+)
 from tests.support.tokens import decode_with_jwks
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 ACTIVE_FIELDS = {"client_id", "scope", "sub", "aud", "iss", "exp", "iat", "jti"}
 INACTIVE = {"active": False}
 #: Key files are polled once a second by the server; wait a little longer than that.
 KEY_RELOAD_WAIT_SECONDS = 1.2
 
-CreateClient = Callable[..., RegisteredClient]
-
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def issue_token(
-    http: requests.Session, live_server: LiveServer, client: RegisteredClient, **data: str
-) -> str:
-    form = {"grant_type": "client_credentials", **data}
-    response = http.post(
-        live_server.token_url, data=form, auth=(client.client_id, client.client_secret), timeout=10
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def introspect(
-    http: requests.Session,
-    live_server: LiveServer,
-    caller: RegisteredClient,
-    token: str | None,
-    method: str = "client_secret_basic",
-    extra: dict[str, str] | None = None,
-) -> requests.Response:
-    """POST to the introspection endpoint authenticating ``caller`` with ``method``."""
-    form: dict[str, str] = dict(extra or {})
-    if token is not None:
-        form["token"] = token
-    url = f"{live_server.url}/oauth2/introspect"
-    if method == "client_secret_basic":
-        return http.post(url, data=form, auth=(caller.client_id, caller.client_secret), timeout=10)
-    assert method == "client_secret_post"
-    form.update(client_id=caller.client_id, client_secret=caller.client_secret)
-    return http.post(url, data=form, timeout=10)
 
 
 def answer(response: requests.Response) -> dict[str, Any]:
@@ -82,16 +55,6 @@ def answer(response: requests.Response) -> dict[str, Any]:
 
 def assert_inactive(response: requests.Response, case: str = "") -> None:
     assert answer(response) == INACTIVE, f"{case}: {response.text}"
-
-
-def json_error(response: requests.Response, status: int, error: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    assert response.headers.get("Cache-Control") == "no-store"
-    body: dict[str, Any] = response.json()
-    assert body["error"] == error
-    assert isinstance(body.get("error_description"), str)
-    return body
 
 
 def verified_claims(live_server: LiveServer, token: str, audience: str | list[str]) -> Any:
@@ -310,47 +273,36 @@ def test_hs256_token_keyed_with_our_public_key_is_inactive(
         assert_inactive(introspect(http, live_server, client, forged), label)
 
 
-def test_token_of_a_disabled_client_is_inactive(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
+def disable(session: Session, client_id: str) -> None:
+    registry.set_enabled(session, client_id, False)
+
+
+def change_client(app: Flask, change: Callable[[Session, str], Any], client_id: str) -> None:
+    """Apply ``change`` (``disable`` or ``registry.delete_client``) to a client and commit."""
+    with app.app_context():
+        change(db.session(), client_id)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("change", [disable, registry.delete_client], ids=["disabled", "deleted"])
+def test_token_of_a_disabled_or_deleted_client_is_inactive(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: CreateClient,
+    app: Flask,
+    change: Callable[[Session, str], Any],
 ) -> None:
     owner = create_client(name="owner")
     caller = create_client(name="resource server")
     token = issue_token(http, live_server, owner)
     assert answer(introspect(http, live_server, caller, token))["active"] is True
 
-    with app.app_context():
-        registry.set_enabled(db.session(), owner.client_id, False)
-        db.session.commit()
-
-    assert_inactive(introspect(http, live_server, caller, token))
-
-
-def test_token_of_a_deleted_client_is_inactive(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
-) -> None:
-    owner = create_client(name="owner")
-    caller = create_client(name="resource server")
-    token = issue_token(http, live_server, owner)
-    assert answer(introspect(http, live_server, caller, token))["active"] is True
-
-    with app.app_context():
-        registry.delete_client(db.session(), owner.client_id)
-        db.session.commit()
+    change_client(app, change, owner.client_id)
 
     assert_inactive(introspect(http, live_server, caller, token))
 
 
 # --- request errors -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_missing_token_parameter_is_invalid_request(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient, method: str
-) -> None:
-    client = create_client()
-    for form in ({}, {"token": ""}, {"token_type_hint": "access_token"}):
-        response = introspect(http, live_server, client, None, method, extra=form)
-        json_error(response, 400, "invalid_request")
 
 
 def test_introspection_without_client_authentication_is_invalid_client(
@@ -396,23 +348,6 @@ def test_introspection_by_a_disabled_client_is_invalid_client(
     owner = create_client(name="owner")
     caller = create_client(name="resource server")
     token = issue_token(http, live_server, owner)
-    with app.app_context():
-        registry.set_enabled(db.session(), caller.client_id, False)
-        db.session.commit()
+    change_client(app, disable, caller.client_id)
 
     json_error(introspect(http, live_server, caller, token), 401, "invalid_client")
-
-
-def test_methods_other_than_post_are_405_with_allow_post(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient
-) -> None:
-    client = create_client()
-    for verb in ("GET", "PUT", "DELETE", "PATCH"):
-        response = http.request(
-            verb,
-            f"{live_server.url}/oauth2/introspect",
-            auth=(client.client_id, client.client_secret),
-            timeout=10,
-        )
-        json_error(response, 405, "invalid_request")
-        assert response.headers["Allow"] == "POST", verb

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,13 +24,12 @@ import pytest
 import requests
 
 from authserver.security.keys import KeyStore
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
+from tests.support.postgres import PostgresServer
+from tests.support.server import Server, Servers, serve_to_exit
 
-AUTHSERVER = Path(sys.executable).parent / "authserver"
 ISSUER = "https://auth.example.test"
 KEY_SUFFIX = ".key.json"
-COMMAND_TIMEOUT_SECONDS = 60
-STARTUP_TIMEOUT_SECONDS = 30
 #: The contract: every CLI change reaches all workers of a running server within 2 s.
 PROPAGATION_SECONDS = 2.0
 #: Slack for the test's own polling and process scheduling on a busy 2-core machine.
@@ -46,31 +41,13 @@ T = TypeVar("T")
 # --- helpers: environment, CLI, waiting -------------------------------------------------
 
 
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
-    env["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'authserver.db'}"
-    env["AUTHSERVER_KEYS_DIR"] = str(tmp_path / "keys")
-    env["AUTHSERVER_ISSUER"] = ISSUER
-    env.update(extra)
-    return env
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(AUTHSERVER), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
-    )
+def rotation_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """SQLite and keys inside ``tmp_path``, and a fixed issuer (several servers share it)."""
+    return sqlite_env(tmp_path, AUTHSERVER_ISSUER=ISSUER, **extra)
 
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
-    result = run_cli(env, *args)
-    assert result.returncode == 0, f"authserver {' '.join(args)}: {result.stderr}"
-    return json.loads(result.stdout)
+    return ok_json(run_authserver(env, *args))
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -121,30 +98,17 @@ def verify(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Instance:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    session: requests.Session = field(default_factory=requests.Session)
+    """A started server, and the session the test talks to it with."""
+
+    server: Server
+    session: requests.Session
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.server.url
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"serve not healthy within {STARTUP_TIMEOUT_SECONDS}s:\n{self.log()}")
+        self.server.wait_until_healthy()
 
     def token_response(self, client: Client, session: requests.Session | None = None) -> Any:
         return (session or self.session).post(
@@ -172,22 +136,6 @@ class Instance:
     def jwks_kids(self) -> list[str]:
         return [k["kid"] for k in self.jwks()["keys"]]
 
-    def stop(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.session.close()
-
 
 Launch = Callable[..., Instance]
 
@@ -195,27 +143,12 @@ Launch = Callable[..., Instance]
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Launch]:
     """Start ``authserver serve`` (not waiting for it); every instance is killed at teardown."""
-    started: list[Instance] = []
+    with Servers(tmp_path) as servers, requests.Session() as session:
 
-    def start(env: dict[str, str], workers: int = 2) -> Instance:
-        port = free_port()
-        log_path = tmp_path / f"serve-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(AUTHSERVER), "serve", "--port", str(port), "--workers", str(workers)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        instance = Instance(process, port, log_path)
-        started.append(instance)
-        return instance
+        def start(env: dict[str, str], workers: int = 2) -> Instance:
+            return Instance(servers.start(env, workers=workers, wait=False), session)
 
-    yield start
-    for instance in started:
-        instance.stop()
+        yield start
 
 
 @dataclass(frozen=True)
@@ -228,15 +161,14 @@ class Template:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     """A migrated SQLite database with one client, made once with the CLI and copied per test."""
     directory = tmp_path_factory.mktemp("rotation-template")
-    env = base_env(directory)
-    result = run_cli(env, "db", "upgrade")
-    assert result.returncode == 0, result.stderr
+    env = rotation_env(directory)
+    ok(run_authserver(env, "db", "upgrade"))
     return Template(directory / "authserver.db", create_client(env, "--json"))
 
 
-def sqlite_env(tmp_path: Path, template: Template, **extra: str) -> dict[str, str]:
+def copied_env(tmp_path: Path, template: Template, **extra: str) -> dict[str, str]:
     shutil.copyfile(template.database, tmp_path / "authserver.db")
-    return base_env(tmp_path, **extra)
+    return rotation_env(tmp_path, **extra)
 
 
 def start_all(launch: Launch, env: dict[str, str], count: int, workers: int = 2) -> list[Instance]:
@@ -244,6 +176,18 @@ def start_all(launch: Launch, env: dict[str, str], count: int, workers: int = 2)
     for instance in instances:
         instance.wait_healthy()
     return instances
+
+
+def two_instances_on_one_key(
+    tmp_path: Path, template: Template, keys_dir: Path, launch: Launch
+) -> tuple[dict[str, str], list[Instance], str]:
+    """Two healthy instances on a keys folder that already holds one key (two instances
+    starting at once on an empty folder would each create a first key, which is not what
+    these tests are about): their environment, the instances, and the kid both sign with."""
+    env = copied_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
+    instances = start_all(launch, env, 2)
+    (old_kid,) = set.union(*(i.kids_signing(template.client) for i in instances))
+    return env, instances, old_kid
 
 
 # --- 1. staged rotation under load, two instances, PostgreSQL --------------------------
@@ -265,15 +209,14 @@ DELAY = 3
 def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_tokens(
     tmp_path: Path, keys_dir: Path, postgres: PostgresServer, launch: Launch
 ) -> None:
-    env = base_env(
+    env = rotation_env(
         tmp_path,
         AUTHSERVER_DATABASE_URL=postgres.create_database(f"rot_{uuid.uuid4().hex[:12]}"),
         AUTHSERVER_KEYS_DIR=str(keys_dir),
         AUTHSERVER_KEY_PROPAGATION_DELAY=str(DELAY),
         AUTHSERVER_JWKS_MAX_AGE=str(MAX_AGE),
     )
-    upgrade = run_cli(env, "db", "upgrade")
-    assert upgrade.returncode == 0, upgrade.stderr
+    ok(run_authserver(env, "db", "upgrade"))
     instances = [launch(env, 2) for _ in range(2)]
     client = create_client(env, "--json")
     for instance in instances:
@@ -406,12 +349,8 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
 def test_rotate_now_signs_with_the_new_key_on_both_instances_within_two_seconds(
     tmp_path: Path, template: Template, keys_dir: Path, launch: Launch
 ) -> None:
-    # One key already there: two instances starting at once on an empty folder would each
-    # create a first key, which is not what these tests are about.
-    env = sqlite_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
-    instances = start_all(launch, env, 2)
+    env, instances, old_kid = two_instances_on_one_key(tmp_path, template, keys_dir, launch)
     client = template.client
-    (old_kid,) = set.union(*(i.kids_signing(client) for i in instances))
 
     new = cli_json(env, "keys", "rotate", "--now", "--json")
     changed_at = time.monotonic()
@@ -438,12 +377,8 @@ def test_rotate_now_signs_with_the_new_key_on_both_instances_within_two_seconds(
 def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     tmp_path: Path, template: Template, keys_dir: Path, launch: Launch
 ) -> None:
-    # One key already there: two instances starting at once on an empty folder would each
-    # create a first key, which is not what these tests are about.
-    env = sqlite_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
-    instances = start_all(launch, env, 2)
+    env, instances, old_kid = two_instances_on_one_key(tmp_path, template, keys_dir, launch)
     client = template.client
-    (old_kid,) = set.union(*(i.kids_signing(client) for i in instances))
 
     staged = cli_json(env, "keys", "rotate", "--json")
     assert staged["state"] == "next", staged
@@ -456,8 +391,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert all(i.kids_signing(client) == {old_kid} for i in instances)
 
     # Revoking the active key: the staged key (the newest other published one) signs at once.
-    result = run_cli(env, "keys", "revoke", old_kid)
-    assert result.returncode == 0, result.stderr
+    ok(run_authserver(env, "keys", "revoke", old_kid))
     wait_for(
         lambda: all(
             old_kid not in i.jwks_kids() and i.kids_signing(client) == {staged_kid}
@@ -471,8 +405,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert [(k["kid"], k["state"]) for k in listed] == [(staged_kid, "active")]
 
     # Revoking the only key: a new one is generated and signs at once.
-    result = run_cli(env, "keys", "revoke", staged_kid)
-    assert result.returncode == 0, result.stderr
+    ok(run_authserver(env, "keys", "revoke", staged_kid))
     listed = cli_json(env, "keys", "list", "--json")
     assert len(listed) == 1, listed
     assert listed[0]["state"] == "active", listed
@@ -494,14 +427,10 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
 def test_revoke_of_an_unknown_kid_exits_1_with_one_stderr_line(
     tmp_path: Path, template: Template, keys_dir: Path
 ) -> None:
-    env = sqlite_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
+    env = copied_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
     before = sorted(p.name for p in keys_dir.iterdir())
-    result = run_cli(env, "keys", "revoke", "no-such-kid")
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "no-such-kid" in lines[0]
-    assert "Traceback" not in result.stderr
+    result = run_authserver(env, "keys", "revoke", "no-such-kid")
+    assert "no-such-kid" in assert_one_line_error(result)
     assert sorted(p.name for p in keys_dir.iterdir()) == before
 
 
@@ -528,7 +457,7 @@ def seconds_until_gone(instance: Instance, kid: str, handover: float, timeout: f
 def test_retired_key_leaves_the_jwks_after_token_ttl_plus_max_age(
     tmp_path: Path, template: Template, launch: Launch
 ) -> None:
-    env = sqlite_env(tmp_path, template, **SHORT_WINDOWS)
+    env = copied_env(tmp_path, template, **SHORT_WINDOWS)
     (instance,) = start_all(launch, env, 1)
     (old_kid,) = instance.kids_signing(template.client)
 
@@ -544,7 +473,7 @@ def test_retired_key_leaves_the_jwks_after_token_ttl_plus_max_age(
 def test_longer_client_token_ttl_keeps_the_retired_key_published_longer(
     tmp_path: Path, template: Template, launch: Launch
 ) -> None:
-    env = sqlite_env(tmp_path, template, **SHORT_WINDOWS)
+    env = copied_env(tmp_path, template, **SHORT_WINDOWS)
     instance = launch(env, 2)
     long_lived = create_client(env, "--token-ttl", "6", "--json")
     instance.wait_healthy()
@@ -576,7 +505,7 @@ def test_scheduled_rotation_on_two_instances_stages_exactly_one_key(
     document["created_at"] = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     path.write_text(json.dumps(document))
     path.chmod(0o600)
-    env = sqlite_env(tmp_path, template, AUTHSERVER_KEY_ROTATION_DAYS="1")
+    env = copied_env(tmp_path, template, AUTHSERVER_KEY_ROTATION_DAYS="1")
 
     start_all(launch, env, 2)  # two instances x two workers, all checking at start-up
 
@@ -603,7 +532,7 @@ def test_scheduled_rotation_on_two_instances_stages_exactly_one_key(
 def test_signing_alg_setting_makes_serve_create_and_sign_with_that_key_type(
     tmp_path: Path, template: Template, launch: Launch, alg: str, kty: str, crv: str
 ) -> None:
-    env = sqlite_env(tmp_path, template, AUTHSERVER_SIGNING_ALG=alg)
+    env = copied_env(tmp_path, template, AUTHSERVER_SIGNING_ALG=alg)
     assert not (tmp_path / "keys").exists()
     (instance,) = start_all(launch, env, 1)
     (jwk,) = instance.jwks()["keys"]
@@ -617,7 +546,7 @@ def test_signing_alg_setting_makes_serve_create_and_sign_with_that_key_type(
 def test_rsa_bits_3072_gives_a_3072_bit_modulus(
     tmp_path: Path, template: Template, launch: Launch
 ) -> None:
-    env = sqlite_env(tmp_path, template, AUTHSERVER_RSA_BITS="3072")
+    env = copied_env(tmp_path, template, AUTHSERVER_RSA_BITS="3072")
     (instance,) = start_all(launch, env, 1)
     (jwk,) = instance.jwks()["keys"]
     assert (jwk["kty"], jwk["alg"]) == ("RSA", "RS256")
@@ -631,28 +560,9 @@ def test_rsa_bits_3072_gives_a_3072_bit_modulus(
 def test_unknown_signing_alg_stops_serve_with_exit_1_naming_the_variable(
     tmp_path: Path, template: Template
 ) -> None:
-    env = sqlite_env(tmp_path, template, AUTHSERVER_SIGNING_ALG="HS256")
-    process = subprocess.Popen(
-        [str(AUTHSERVER), "serve", "--port", str(free_port()), "--workers", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        stderr = "(still running)"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == 1, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "AUTHSERVER_SIGNING_ALG" in lines[0], stderr
+    env = copied_env(tmp_path, template, AUTHSERVER_SIGNING_ALG="HS256")
+    result = serve_to_exit(env)
+    assert "AUTHSERVER_SIGNING_ALG" in assert_one_line_error(result), result.stderr
     assert not (tmp_path / "keys").exists() or not list((tmp_path / "keys").iterdir())
 
 
@@ -662,7 +572,7 @@ def test_unknown_signing_alg_stops_serve_with_exit_1_naming_the_variable(
 def test_corrupt_key_file_in_a_running_server_is_a_readyz_warning_not_an_outage(
     tmp_path: Path, template: Template, launch: Launch
 ) -> None:
-    env = sqlite_env(tmp_path, template)
+    env = copied_env(tmp_path, template)
     (instance,) = start_all(launch, env, 1)  # one instance, two workers
     client = template.client
     (kid,) = instance.kids_signing(client)

@@ -11,7 +11,7 @@ import pytest
 from authserver.config import Settings
 from authserver.errors import KeyNotFound
 from authserver.security.keyring import KeyRing
-from authserver.security.keys import KeyStore
+from authserver.security.keys import KeyStore, SigningKey
 from authserver.services import keys as key_service
 
 RETENTION = timedelta(minutes=40)
@@ -31,10 +31,29 @@ def states(settings: Settings, now: datetime) -> dict[str, str]:
     return {s.key.kid: s.state for s in ring_of(settings).statuses(now, RETENTION)}
 
 
-def test_rotate_stages_a_key_that_signs_after_the_propagation_delay(settings: Settings) -> None:
+def rotate_the_one_key(
+    settings: Settings, *, immediate: bool
+) -> tuple[datetime, SigningKey, SigningKey]:
+    """Rotate the folder's only key now: the moment, the old key and the new one."""
     now = datetime.now(UTC)
     [old] = ring_of(settings).keys
-    staged = key_service.rotate_key(settings, RETENTION, immediate=False, now=now)
+    return now, old, key_service.rotate_key(settings, RETENTION, immediate=immediate, now=now)
+
+
+def revoke_and_expect_signer(
+    settings: Settings, revoked_kid: str, signer_kid: str, now: datetime
+) -> None:
+    """Revoking ``revoked_kid`` returns the key ``signer_kid``, which then signs at ``now``."""
+    signer = key_service.revoke_key(settings, revoked_kid, RETENTION, now=now)
+    assert signer is not None
+    assert signer.kid == signer_kid
+    signing = ring_of(settings).signing_key(now)
+    assert signing is not None
+    assert signing.kid == signer_kid
+
+
+def test_rotate_stages_a_key_that_signs_after_the_propagation_delay(settings: Settings) -> None:
+    now, old, staged = rotate_the_one_key(settings, immediate=False)
     assert staged.activates_at == now + timedelta(seconds=settings.key_propagation_delay)
     assert states(settings, now) == {old.kid: "active", staged.kid: "next"}
     later = staged.activates_at + timedelta(seconds=1)
@@ -49,9 +68,7 @@ def test_rotate_now_signs_at_once(settings: Settings) -> None:
 
 
 def test_rotate_deletes_key_files_whose_publication_window_has_ended(settings: Settings) -> None:
-    now = datetime.now(UTC)
-    [old] = ring_of(settings).keys
-    second = key_service.rotate_key(settings, RETENTION, immediate=True, now=now)
+    now, old, second = rotate_the_one_key(settings, immediate=True)
     still_published = now + RETENTION - timedelta(seconds=1)
     key_service.rotate_key(settings, RETENTION, immediate=True, now=still_published)
     assert old.kid in {k.kid for k in ring_of(settings).keys}
@@ -63,28 +80,16 @@ def test_rotate_deletes_key_files_whose_publication_window_has_ended(settings: S
 
 
 def test_revoke_of_the_active_key_promotes_the_staged_key_at_once(settings: Settings) -> None:
-    now = datetime.now(UTC)
-    [old] = ring_of(settings).keys
-    staged = key_service.rotate_key(settings, RETENTION, immediate=False, now=now)
-    signer = key_service.revoke_key(settings, old.kid, RETENTION, now=now)
-    assert signer is not None
-    assert signer.kid == staged.kid
-    ring = ring_of(settings)
-    assert [k.kid for k in ring.keys] == [staged.kid]
-    assert ring.signing_key(now) is not None
-    assert ring.signing_key(now).kid == staged.kid  # type: ignore[union-attr]
+    now, old, staged = rotate_the_one_key(settings, immediate=False)
+    revoke_and_expect_signer(settings, old.kid, staged.kid, now)
+    assert [k.kid for k in ring_of(settings).keys] == [staged.kid]
 
 
 def test_revoke_of_the_active_key_falls_back_to_the_newest_retired_key(
     settings: Settings,
 ) -> None:
-    now = datetime.now(UTC)
-    [old] = ring_of(settings).keys
-    current = key_service.rotate_key(settings, RETENTION, immediate=True, now=now)
-    signer = key_service.revoke_key(settings, current.kid, RETENTION, now=now)
-    assert signer is not None
-    assert signer.kid == old.kid
-    assert ring_of(settings).signing_key(now).kid == old.kid  # type: ignore[union-attr]
+    now, old, current = rotate_the_one_key(settings, immediate=True)
+    revoke_and_expect_signer(settings, current.kid, old.kid, now)
 
 
 def test_revoke_of_the_only_key_generates_a_new_one_that_signs_at_once(
@@ -100,9 +105,7 @@ def test_revoke_of_the_only_key_generates_a_new_one_that_signs_at_once(
 
 
 def test_revoke_of_a_staged_key_leaves_the_signer_alone(settings: Settings) -> None:
-    now = datetime.now(UTC)
-    [old] = ring_of(settings).keys
-    staged = key_service.rotate_key(settings, RETENTION, immediate=False, now=now)
+    now, old, staged = rotate_the_one_key(settings, immediate=False)
     signer = key_service.revoke_key(settings, staged.kid, RETENTION, now=now)
     assert signer == old
     assert [k.kid for k in ring_of(settings).keys] == [old.kid]
@@ -162,9 +165,7 @@ def test_rotate_on_an_empty_folder_signs_at_once(tmp_path: Path) -> None:
 def test_ensure_signing_key_creates_a_signer_when_only_a_staged_key_exists(
     settings: Settings,
 ) -> None:
-    now = datetime.now(UTC)
-    [old] = ring_of(settings).keys
-    staged = key_service.rotate_key(settings, RETENTION, immediate=False, now=now)
+    now, old, staged = rotate_the_one_key(settings, immediate=False)
     KeyStore(settings.keys_dir).delete(old.kid)
     created = key_service.ensure_signing_key(settings)
     assert created is not None

@@ -4,7 +4,6 @@ PostgreSQL: the deny-list, its expiry with the token, and its purge by the maint
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,52 +17,15 @@ from authserver.extensions import db
 from authserver.maintenance import Maintenance
 from authserver.models import RevokedToken
 from tests.conftest import LiveServer, RegisteredClient
-
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-
-CreateClient = Callable[..., RegisteredClient]
-
-
-def issue_token(http: requests.Session, live_server: LiveServer, client: RegisteredClient) -> str:
-    response = http.post(
-        live_server.token_url,
-        data={"grant_type": "client_credentials"},
-        auth=(client.client_id, client.client_secret),
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def post(
-    http: requests.Session,
-    url: str,
-    caller: RegisteredClient | None,
-    form: dict[str, str],
-    method: str = "client_secret_basic",
-) -> requests.Response:
-    if caller is None:
-        return http.post(url, data=form, timeout=10)
-    if method == "client_secret_basic":
-        return http.post(url, data=form, auth=(caller.client_id, caller.client_secret), timeout=10)
-    assert method == "client_secret_post"
-    form = {**form, "client_id": caller.client_id, "client_secret": caller.client_secret}
-    return http.post(url, data=form, timeout=10)
-
-
-def revoke(
-    http: requests.Session,
-    live_server: LiveServer,
-    caller: RegisteredClient | None,
-    token: str | None,
-    method: str = "client_secret_basic",
-    extra: dict[str, str] | None = None,
-) -> requests.Response:
-    form = dict(extra or {})
-    if token is not None:
-        form["token"] = token
-    return post(http, f"{live_server.url}/oauth2/revoke", caller, form, method)
+from tests.support.oauth import (
+    AUTH_METHODS,
+    CreateClient,
+    introspect,
+    issue_token,
+    oauth_error,
+    post_as,
+    revoke,
+)
 
 
 def assert_revoked_ok(response: requests.Response) -> None:
@@ -75,19 +37,13 @@ def assert_revoked_ok(response: requests.Response) -> None:
 def is_active(
     http: requests.Session, live_server: LiveServer, caller: RegisteredClient, token: str
 ) -> bool:
-    response = post(http, f"{live_server.url}/oauth2/introspect", caller, {"token": token})
+    response = introspect(http, live_server, caller, token)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     if body["active"] is False:
         assert body == {"active": False}
     active: bool = body["active"]
     return active
-
-
-def json_error(response: requests.Response, status: int, error: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers.get("Cache-Control") == "no-store"
-    assert response.json()["error"] == error
 
 
 def deny_list(app: Flask) -> list[RevokedToken]:
@@ -165,15 +121,6 @@ def test_unknown_token_type_hint_is_ignored_and_the_token_is_revoked(
     assert not is_active(http, live_server, client, token)
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
-def test_revocation_without_a_token_is_invalid_request(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient, method: str
-) -> None:
-    client = create_client()
-    for form in ({}, {"token": ""}, {"token_type_hint": "access_token"}):
-        json_error(revoke(http, live_server, client, None, method, form), 400, "invalid_request")
-
-
 def test_unauthenticated_revocation_is_401_and_revokes_nothing(
     http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
 ) -> None:
@@ -182,13 +129,13 @@ def test_unauthenticated_revocation_is_401_and_revokes_nothing(
     impostor = RegisteredClient(client.client_id, client.client_secret[:-1], client.view)
 
     anonymous = revoke(http, live_server, None, token)
-    json_error(anonymous, 401, "invalid_client")
+    oauth_error(anonymous, 401, "invalid_client")
     assert anonymous.headers.get("WWW-Authenticate") == 'Basic realm="authserver"'
     for method in AUTH_METHODS:
-        json_error(revoke(http, live_server, impostor, token, method), 401, "invalid_client")
+        oauth_error(revoke(http, live_server, impostor, token, method), 401, "invalid_client")
     # The client id from the token's own claims is no credential either.
-    json_error(
-        post(
+    oauth_error(
+        post_as(
             http,
             f"{live_server.url}/oauth2/revoke",
             None,
@@ -200,19 +147,6 @@ def test_unauthenticated_revocation_is_401_and_revokes_nothing(
 
     assert is_active(http, live_server, client, token)
     assert deny_list(app) == []
-
-
-def test_revocation_answers_only_post_with_405(
-    http: requests.Session, live_server: LiveServer, create_client: CreateClient
-) -> None:
-    client = create_client()
-    response = http.get(
-        f"{live_server.url}/oauth2/revoke",
-        auth=(client.client_id, client.client_secret),
-        timeout=10,
-    )
-    json_error(response, 405, "invalid_request")
-    assert response.headers["Allow"] == "POST"
 
 
 def test_deny_list_entry_is_kept_until_the_tokens_own_expiry(

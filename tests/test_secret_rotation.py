@@ -54,11 +54,42 @@ def token_status(
     return response.status_code
 
 
+def expect_statuses(
+    http: requests.Session, live_server: LiveServer, client_id: str, expected: dict[str, int]
+) -> None:
+    """Each secret in ``expected`` gets its status from the token endpoint, in this order."""
+    for position, (secret, status) in enumerate(expected.items()):
+        assert token_status(http, live_server, client_id, secret) == status, f"secret #{position}"
+
+
+def expect_grace(
+    http: requests.Session,
+    live_server: LiveServer,
+    client_id: str,
+    old: str,
+    new: str,
+    grace_over: float,
+) -> None:
+    """Both secrets work until ``grace_over`` (``time.monotonic``), then only the new one."""
+    expect_statuses(http, live_server, client_id, {old: 200, new: 200})
+    sleep_until(grace_over)
+    expect_statuses(http, live_server, client_id, {old: 401, new: 200})
+
+
 def rotate(app: Flask, client_id: str, **options: Any) -> str:
     with app.app_context():
         rotated = registry.rotate_secret(db.session(), client_id, **options)
         db.session.commit()
         return rotated.client_secret
+
+
+def rotate_new_client(
+    app: Flask, create_client: CreateClient, **options: Any
+) -> tuple[RegisteredClient, str, datetime]:
+    """A new client rotated at once with ``options``: the client, its new secret, and when."""
+    client = create_client()
+    rotated_at = utcnow()
+    return client, rotate(app, client.client_id, now=rotated_at, **options), rotated_at
 
 
 def authenticates(app: Flask, client_id: str, secret: str, at: datetime | None = None) -> bool:
@@ -95,8 +126,9 @@ def test_rotation_without_grace_ends_the_old_secret_at_once_and_the_new_one_work
 
     assert new_secret != client.client_secret
     assert new_secret.startswith("ascs_")
-    assert token_status(http, live_server, client.client_id, client.client_secret) == 401
-    assert token_status(http, live_server, client.client_id, new_secret) == 200
+    expect_statuses(
+        http, live_server, client.client_id, {client.client_secret: 401, new_secret: 200}
+    )
     assert stored_secrets(app, client.client_id) == 1
 
 
@@ -108,20 +140,13 @@ def test_rotation_with_grace_keeps_both_secrets_working_until_the_grace_ends(
     new_secret = rotate(app, client.client_id, grace=1)
     grace_over = time.monotonic() + 1.3
 
-    assert token_status(http, live_server, client.client_id, client.client_secret) == 200
-    assert token_status(http, live_server, client.client_id, new_secret) == 200
-    sleep_until(grace_over)
-    assert token_status(http, live_server, client.client_id, client.client_secret) == 401
-    assert token_status(http, live_server, client.client_id, new_secret) == 200
+    expect_grace(http, live_server, client.client_id, client.client_secret, new_secret, grace_over)
 
 
 def test_grace_window_ends_exactly_when_the_grace_seconds_have_passed(
     app: Flask, create_client: CreateClient
 ) -> None:
-    client = create_client()
-    rotated_at = utcnow()
-
-    new_secret = rotate(app, client.client_id, grace=30, now=rotated_at)
+    client, new_secret, rotated_at = rotate_new_client(app, create_client, grace=30)
 
     old = client.client_secret
     assert authenticates(app, client.client_id, old, rotated_at + timedelta(seconds=29))
@@ -138,16 +163,12 @@ def test_rotating_twice_within_grace_leaves_at_most_two_live_secrets(
     second = rotate(app, client.client_id, grace=60)
     third = rotate(app, client.client_id, grace=60)
 
-    assert token_status(http, live_server, client.client_id, first) == 401
-    assert token_status(http, live_server, client.client_id, second) == 200
-    assert token_status(http, live_server, client.client_id, third) == 200
+    expect_statuses(http, live_server, client.client_id, {first: 401, second: 200, third: 200})
     assert stored_secrets(app, client.client_id) == 2
 
     fourth = rotate(app, client.client_id, grace=60)
 
-    assert token_status(http, live_server, client.client_id, second) == 401
-    assert token_status(http, live_server, client.client_id, third) == 200
-    assert token_status(http, live_server, client.client_id, fourth) == 200
+    expect_statuses(http, live_server, client.client_id, {second: 401, third: 200, fourth: 200})
     assert stored_secrets(app, client.client_id) == 2
 
 
@@ -180,10 +201,7 @@ def test_secret_created_with_expires_in_is_invalid_client_after_expiry(
 def test_rotated_secret_with_expires_in_stops_working_after_expiry(
     app: Flask, create_client: CreateClient
 ) -> None:
-    client = create_client()
-    rotated_at = utcnow()
-
-    new_secret = rotate(app, client.client_id, expires_in=60, now=rotated_at)
+    client, new_secret, rotated_at = rotate_new_client(app, create_client, expires_in=60)
 
     assert authenticates(app, client.client_id, new_secret, rotated_at + timedelta(seconds=59))
     assert not authenticates(app, client.client_id, new_secret, rotated_at + timedelta(seconds=60))
@@ -234,57 +252,57 @@ def cli_create(cli: RunCli, *options: str) -> dict[str, Any]:
     return created
 
 
+def cli_credentials(cli: RunCli) -> tuple[str, str]:
+    """A new client's id and secret."""
+    created = cli_create(cli)
+    return created["client_id"], created["client_secret"]
+
+
+def cli_rotate(cli: RunCli, client_id: str, *options: str) -> dict[str, Any]:
+    rotated: dict[str, Any] = ok_json(
+        cli("clients", "rotate-secret", client_id, *options, "--json")
+    )
+    return rotated
+
+
 @SQLITE_ONLY
 def test_cli_rotate_secret_prints_a_new_secret_and_the_old_one_stops_at_once(
     cli: RunCli, http: requests.Session, live_server: LiveServer
 ) -> None:
-    created = cli_create(cli)
-    client_id, old_secret = created["client_id"], created["client_secret"]
+    client_id, old_secret = cli_credentials(cli)
 
-    result = cli("clients", "rotate-secret", client_id, "--json")
+    rotated = cli_rotate(cli, client_id)
 
-    rotated = ok_json(result)
     assert set(rotated) == CLIENT_FIELDS | {"client_secret"}
     assert rotated["client_id"] == client_id
     new_secret = rotated["client_secret"]
     assert new_secret != old_secret
     assert new_secret.startswith("ascs_")
-    assert token_status(http, live_server, client_id, old_secret) == 401
-    assert token_status(http, live_server, client_id, new_secret) == 200
+    expect_statuses(http, live_server, client_id, {old_secret: 401, new_secret: 200})
 
 
 @SQLITE_ONLY
 def test_cli_rotate_secret_with_grace_keeps_the_old_secret_until_the_grace_ends(
     cli: RunCli, http: requests.Session, live_server: LiveServer
 ) -> None:
-    created = cli_create(cli)
-    client_id, old_secret = created["client_id"], created["client_secret"]
+    client_id, old_secret = cli_credentials(cli)
 
-    new_secret = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "2", "--json"))[
-        "client_secret"
-    ]
+    new_secret = cli_rotate(cli, client_id, "--grace", "2")["client_secret"]
     grace_over = time.monotonic() + 2.3
 
-    assert token_status(http, live_server, client_id, old_secret) == 200
-    assert token_status(http, live_server, client_id, new_secret) == 200
-    sleep_until(grace_over)
-    assert token_status(http, live_server, client_id, old_secret) == 401
-    assert token_status(http, live_server, client_id, new_secret) == 200
+    expect_grace(http, live_server, client_id, old_secret, new_secret, grace_over)
 
 
 @SQLITE_ONLY
 def test_cli_rotate_secret_twice_within_grace_ends_the_oldest_secret_at_once(
     cli: RunCli, http: requests.Session, live_server: LiveServer
 ) -> None:
-    created = cli_create(cli)
-    client_id, first = created["client_id"], created["client_secret"]
+    client_id, first = cli_credentials(cli)
 
-    second = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "60", "--json"))
-    third = ok_json(cli("clients", "rotate-secret", client_id, "--grace", "60", "--json"))
+    second = cli_rotate(cli, client_id, "--grace", "60")["client_secret"]
+    third = cli_rotate(cli, client_id, "--grace", "60")["client_secret"]
 
-    assert token_status(http, live_server, client_id, first) == 401
-    assert token_status(http, live_server, client_id, second["client_secret"]) == 200
-    assert token_status(http, live_server, client_id, third["client_secret"]) == 200
+    expect_statuses(http, live_server, client_id, {first: 401, second: 200, third: 200})
 
 
 @SQLITE_ONLY
@@ -298,9 +316,7 @@ def test_cli_expires_in_on_create_and_on_rotate_secret_makes_the_secret_stop_by_
         http, live_server, expiring["client_id"], expiring["client_secret"]
     )
     other = cli_create(cli)
-    rotated = ok_json(
-        cli("clients", "rotate-secret", other["client_id"], "--expires-in", "1", "--json")
-    )
+    rotated = cli_rotate(cli, other["client_id"], "--expires-in", "1")
     rotated_expiry = time.monotonic() + 1.2
     rotated_in_time = token_status(http, live_server, other["client_id"], rotated["client_secret"])
 

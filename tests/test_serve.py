@@ -10,7 +10,6 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,9 @@ from tests.support.cli import (
     run_to_exit,
     sqlite_env,
 )
-from tests.support.postgres import free_port
+from tests.support.server import STOP_DEADLINE_SECONDS, Server, Servers, group_alive, serve_to_exit
 from tests.support.tokens import fetch_token, verify_access_token
 
-STARTUP_TIMEOUT_SECONDS = 20
-STOP_DEADLINE_SECONDS = 10
 KEY_FILE_GLOB = "*.key.json"
 
 
@@ -45,16 +42,6 @@ def create_client(env: dict[str, str], scope: str = "api") -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def port_accepts_connections(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -63,88 +50,21 @@ def port_accepts_connections(port: int) -> bool:
         return False
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    env: dict[str, str]
-    stderr_path: Path
-    _stderr_handle: Any = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def keys_dir(self) -> Path:
-        return Path(self.env["AUTHSERVER_KEYS_DIR"])
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.stderr()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{self.stderr()}")
-
-    def kill(self) -> None:
-        """Teardown: stop the whole process group (master and workers), whatever state it is in."""
-        if group_alive(self.process.pid):
-            os.killpg(self.process.pid, signal.SIGINT)
-            deadline = time.monotonic() + STOP_DEADLINE_SECONDS
-            while group_alive(self.process.pid) and time.monotonic() < deadline:
-                self.process.poll()
-                time.sleep(0.05)
-            if group_alive(self.process.pid):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        try:
-            self.process.wait(timeout=STOP_DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._stderr_handle.close()
-
-
 StartServer = Callable[..., Server]
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Starts ``authserver serve --workers 2`` on a free port; every server is killed at the end."""
-    servers: list[Server] = []
 
-    def start(env: dict[str, str], *, migrate: bool = True, wait: bool = True) -> Server:
-        if migrate:
-            cli(env, "db", "upgrade")
-        port = free_port()
-        env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", f"http://127.0.0.1:{port}")}
-        stderr_path = tmp_path / f"serve-{port}.stderr"
-        handle = stderr_path.open("wb")
-        process = subprocess.Popen(
-            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=handle,
-            start_new_session=True,
-        )
-        server = Server(process, port, env, stderr_path, handle)
-        servers.append(server)
-        if wait:
-            server.wait_until_healthy()
-        return server
+    with Servers(tmp_path) as servers:
 
-    yield start
-    for server in servers:
-        server.kill()
+        def start(env: dict[str, str], *, migrate: bool = True, wait: bool = True) -> Server:
+            if migrate:
+                cli(env, "db", "upgrade")
+            return servers.start(env, wait=wait)
+
+        yield start
 
 
 def get_token(server: Server, client_id: str, client_secret: str) -> dict[str, Any]:
@@ -318,11 +238,6 @@ def test_second_serve_on_a_busy_port_exits_1_with_one_line(
 
 
 # --- unusable key files ---
-
-
-def serve_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``authserver serve`` on a free port, expected to refuse to start."""
-    return run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)
 
 
 def assert_key_file_error(result: subprocess.CompletedProcess[str], key_file: Path) -> None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.sync import SyncWorker
 
 from authserver import create_app
 from authserver.config import Settings
 from authserver.maintenance import Maintenance
+
+
+class FinishingSyncWorker(SyncWorker):  # type: ignore[misc]
+    """On Ctrl-C, finish the request in hand, then exit.
+
+    gunicorn's own worker exits from inside the signal handler, cutting a response mid-write
+    (the client gets a broken answer, the log a traceback). Stopping between requests still
+    ends within moments: the master kills any worker still busy after the graceful timeout.
+    """
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        self.alive = False
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -22,6 +35,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for name, value in self._options.items():
             self.cfg.set(name, value)
+        self.cfg.set("worker_class", FinishingSyncWorker)
         self.cfg.set("post_worker_init", _start_worker_background_tasks)
         self.cfg.set("child_exit", _forget_worker_metrics)
 

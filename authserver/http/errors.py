@@ -45,7 +45,7 @@ def _database_error(exc: SQLAlchemyError) -> Response:
     """The database is down or restarting: tell clients to retry rather than fail hard."""
     with contextlib.suppress(SQLAlchemyError):
         db.session.rollback()
-    log.error("database error: %s", type(exc).__name__)
+    log.error("database error: %s", (str(exc) or type(exc).__name__).splitlines()[0])
     return error_response(
         503, "temporarily_unavailable", "The database is unavailable; retry shortly."
     )

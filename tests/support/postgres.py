@@ -80,24 +80,27 @@ class PostgresServer:
             "--no-sync",
             "--locale=C",
         )
+        server.resume()
+        return server
+
+    def resume(self) -> None:
+        """Start (or restart) the server on the same port and data."""
         options = (
-            f"-p {server.port} -k {base_dir} -c listen_addresses=127.0.0.1 "
+            f"-p {self.port} -k {self.base_dir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        server._run(
-            "pg_ctl",
-            "-D",
-            str(server.data_dir),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            str(base_dir / "server.log"),
-            "start",
+        log = str(self.base_dir / "server.log")
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-o", options, "-w", "-t", "60", "-l", log, "start"
         )
-        return server
+
+    def pause(self) -> None:
+        """Stop the server, cutting every connection, keeping its data for ``resume``.
+
+        A fast (not immediate) shutdown: with the test server's ``synchronous_commit=off``
+        a crash would also lose the last commits, which is not what the tests are about.
+        """
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self.run_as, str(self.bin_dir / program), *args]

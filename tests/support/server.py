@@ -1,0 +1,131 @@
+"""``authserver serve`` (gunicorn) in a subprocess: started in its own session on a free port,
+waited for on ``/healthz``, its stdout and stderr captured to a file, and its whole process
+group killed on teardown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.cli import AUTHSERVER, run_to_exit
+from tests.support.postgres import free_port
+
+STARTUP_TIMEOUT_SECONDS = 30
+STOP_DEADLINE_SECONDS = 10
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    env: dict[str, str]
+    stderr_path: Path
+    _stderr_handle: Any = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(self.env["AUTHSERVER_KEYS_DIR"])
+
+    def stderr(self) -> str:
+        """Everything the server wrote so far (stdout and stderr)."""
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.stderr()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{self.stderr()}")
+
+    def kill(self) -> None:
+        """Teardown: stop the whole process group (master and workers), whatever state it is in."""
+        if group_alive(self.process.pid):
+            os.killpg(self.process.pid, signal.SIGINT)
+            deadline = time.monotonic() + STOP_DEADLINE_SECONDS
+            while group_alive(self.process.pid) and time.monotonic() < deadline:
+                self.process.poll()
+                time.sleep(0.05)
+            if group_alive(self.process.pid):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        try:
+            self.process.wait(timeout=STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stderr_handle.close()
+
+
+class Servers:
+    """Starts servers whose output goes to files in ``directory``; as a context manager, kills
+    every one it started on exit."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[Server] = []
+
+    def start(self, env: dict[str, str], *, workers: int = 2, wait: bool = True) -> Server:
+        """``authserver serve`` on a free port. ``AUTHSERVER_ISSUER`` defaults to the server's
+        own URL; with ``wait``, returns once ``/healthz`` answers."""
+        port = free_port()
+        env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", f"http://127.0.0.1:{port}")}
+        stderr_path = self.directory / f"serve-{port}.stderr"
+        handle = stderr_path.open("wb")
+        process = subprocess.Popen(
+            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+        )
+        server = Server(process, port, env, stderr_path, handle)
+        self.started.append(server)
+        if wait:
+            server.wait_until_healthy()
+        return server
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for server in self.started:
+            server.kill()
+
+
+def serve_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``authserver serve`` on a free port, expected to refuse to start."""
+    return run_to_exit(["serve", "--port", str(free_port()), "--workers", "1"], env)

@@ -1,0 +1,60 @@
+"""The database going away and coming back, with a PostgreSQL server of the test's own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from tests.conftest import LiveServer, RegisteredClient
+from tests.support.postgres import PostgresServer
+
+GRANT = {"grant_type": "client_credentials"}
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """Not the shared session server: this one is stopped and restarted by the test."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(own_postgres: PostgresServer) -> str:
+    return own_postgres.create_database("faults")
+
+
+def test_token_requests_get_503_json_while_the_database_is_down_and_recover_by_themselves(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+    own_postgres: PostgresServer,
+) -> None:
+    client = create_client()
+    auth = (client.client_id, client.client_secret)
+    assert http.post(live_server.token_url, data=GRANT, auth=auth, timeout=10).ok
+
+    own_postgres.pause()
+    down = http.post(live_server.token_url, data=GRANT, auth=auth, timeout=30)
+    assert down.status_code == 503, down.text
+    assert down.json()["error"] == "temporarily_unavailable"
+    assert down.headers["Cache-Control"] == "no-store"
+    assert http.get(live_server.url + "/readyz", timeout=30).status_code == 503
+    assert http.get(live_server.url + "/healthz", timeout=10).status_code == 200
+    assert http.get(live_server.jwks_url, timeout=30).status_code == 200
+
+    own_postgres.resume()
+    deadline = time.monotonic() + 20
+    while True:
+        response = http.post(live_server.token_url, data=GRANT, auth=auth, timeout=30)
+        if response.ok or time.monotonic() > deadline:
+            break
+        assert response.status_code == 503, response.text
+        time.sleep(0.2)
+    assert response.ok, response.text
+    assert http.get(live_server.url + "/readyz", timeout=10).status_code == 200
