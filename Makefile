@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format reliability clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/authserver db upgrade
@@ -17,6 +17,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy authserver
+
+reliability: $(VENV)/.installed-test
+	$(BIN)/python -m tests.reliability_report
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
