@@ -12,6 +12,7 @@ from authserver.http import (
     health,
     metrics,
     oauth,
+    openapi,
     request_ids,
     security_headers,
 )
@@ -24,5 +25,11 @@ def init_app(app: Flask, settings: Settings) -> None:
     request_ids.init_app(app)
     access_log.init_app(app)
     security_headers.init_app(app, settings)
-    for blueprint in (oauth.blueprint, discovery.blueprint, health.blueprint, metrics.blueprint):
+    for blueprint in (
+        oauth.blueprint,
+        discovery.blueprint,
+        health.blueprint,
+        metrics.blueprint,
+        openapi.blueprint,
+    ):
         app.register_blueprint(blueprint)

@@ -44,5 +44,5 @@ def parse_form(request: Request) -> dict[str, list[str]]:
 def _printable(name: str) -> str:
     """Error descriptions may only hold a restricted ASCII set (RFC 6749 §5.2)."""
     if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
-        return repr(name)[:60]
+        return f"'{name[:58]}'"
     return "(unprintable name)"

@@ -1,0 +1,536 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every public HTTP endpoint.
+
+Why: client teams and API gateways generate code and validate traffic from a machine-readable
+description, and the test suite fuzzes the live server against this very document
+(schemathesis), so it is kept to what the server actually does — every status code, header
+and body shape — rather than what it might do. It depends on no setting (there is no
+``servers`` entry: the issuer is per deployment and callers already know the base URL), so it
+is built once at import and served as ready bytes.
+
+Client authentication at the OAuth endpoints is ``client_secret_basic`` (the ``basic``
+scheme) or ``client_secret_post``. OpenAPI has no security-scheme type for credentials in a
+form body, so ``client_secret_post`` appears as the empty security requirement plus the
+``client_id``/``client_secret`` form fields.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import Any
+
+from flask import Blueprint, Response
+
+from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
+
+blueprint = Blueprint("openapi", __name__)
+
+JsonObject = dict[str, Any]
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+#: Public, rarely changing documents: the metadata and this description.
+CACHE_AN_HOUR = "public, max-age=3600"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("authserver")
+    except metadata.PackageNotFoundError:  # running from a bare checkout
+        return "0.0.0"
+
+
+def _ref(kind: str, name: str) -> JsonObject:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+#: Response headers as (header name, component name): several components describe the one
+#: ``Cache-Control`` header, whose value depends on the endpoint.
+Header = tuple[str, str]
+REQUEST_ID: Header = ("X-Request-ID", "RequestId")
+NO_STORE: Header = ("Cache-Control", "CacheControlNoStore")
+PRAGMA: Header = ("Pragma", "PragmaNoCache")
+JWKS_CACHE: Header = ("Cache-Control", "CacheControlJwks")
+PUBLIC_CACHE: Header = ("Cache-Control", "CacheControlPublic")
+ETAG: Header = ("ETag", "ETag")
+CHALLENGE: Header = ("WWW-Authenticate", "BasicChallenge")
+RETRY_AFTER: Header = ("Retry-After", "RetryAfter")
+ALLOW: Header = ("Allow", "AllowPost")
+
+
+def _headers(*headers: Header) -> JsonObject:
+    """The response's headers; ``X-Request-ID`` accompanies every response."""
+    return {name: _ref("headers", component) for name, component in (REQUEST_ID, *headers)}
+
+
+def _json_response(description: str, schema: JsonObject, *headers: Header) -> JsonObject:
+    return {
+        "description": description,
+        "headers": _headers(*headers),
+        "content": {JSON: {"schema": schema}},
+    }
+
+
+def _oauth_error(description: str, *codes: str, headers: tuple[Header, ...] = ()) -> JsonObject:
+    """An RFC 6749 §5.2 error response whose ``error`` is one of ``codes``."""
+    schema = {
+        "allOf": [
+            _ref("schemas", "OAuthError"),
+            {"properties": {"error": {"enum": list(codes)}}},
+        ]
+    }
+    return _json_response(description, schema, NO_STORE, PRAGMA, *headers)
+
+
+def _oauth_operation(
+    *,
+    operation_id: str,
+    summary: str,
+    description: str,
+    request_schema: str,
+    example: dict[str, str],
+    success: JsonObject,
+    bad_request_codes: tuple[str, ...],
+) -> JsonObject:
+    """A POST to an OAuth endpoint: form body, client authentication, the shared errors."""
+    return {
+        "post": {
+            "operationId": operation_id,
+            "tags": ["oauth"],
+            "summary": summary,
+            "description": description,
+            "security": [{"basic": []}, {}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    FORM: {
+                        "schema": _ref("schemas", request_schema),
+                        "encoding": {"resource": {"style": "form", "explode": True}},
+                        "examples": {"client_secret_basic": {"value": example}},
+                    }
+                },
+            },
+            "responses": {
+                "200": success,
+                "400": _oauth_error(
+                    "A missing, repeated or invalid parameter, a body that is not UTF-8 form "
+                    "data, or two client authentication methods at once.",
+                    *bad_request_codes,
+                ),
+                "401": _oauth_error(
+                    "No client authentication, unknown client, wrong secret, disabled client "
+                    "or a malformed Basic header. The Basic challenge is sent when Basic was "
+                    "used or no authentication at all.",
+                    "invalid_client",
+                    headers=(CHALLENGE,),
+                ),
+                "405": _oauth_error("Any method but POST.", "invalid_request", headers=(ALLOW,)),
+                "413": _oauth_error("The body is larger than 64 KiB.", "invalid_request"),
+                "429": _oauth_error(
+                    "Too many failed client authentications for this client id or from this "
+                    "address within a minute.",
+                    "too_many_requests",
+                    headers=(RETRY_AFTER,),
+                ),
+                "503": _oauth_error(
+                    "The database is unreachable or no signing key is loaded; retry shortly.",
+                    "temporarily_unavailable",
+                ),
+            },
+        }
+    }
+
+
+def _jwks_operation(operation_id: str, summary: str) -> JsonObject:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "tags": ["discovery"],
+            "summary": summary,
+            "description": "RFC 7517 JWK Set of the `next`, `active` and `retired` public "
+            "signing keys. Cacheable; answers 304 when `If-None-Match` names the current ETag.",
+            "parameters": [
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": _json_response("The JWK Set.", _ref("schemas", "JwkSet"), JWKS_CACHE, ETAG),
+                "304": {
+                    "description": "The caller's cached copy is current.",
+                    "headers": _headers(JWKS_CACHE, ETAG),
+                },
+            },
+        }
+    }
+
+
+def _probe(operation_id: str, summary: str, responses: JsonObject) -> JsonObject:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "tags": ["operations"],
+            "summary": summary,
+            "responses": responses,
+        }
+    }
+
+
+def _string_header(description: str, schema: JsonObject, *, required: bool = True) -> JsonObject:
+    return {"description": description, "required": required, "schema": schema}
+
+
+_STRING = {"type": "string"}
+_STRINGS = {"type": "array", "items": _STRING}
+_URI = {"type": "string", "format": "uri"}
+#: An empty form value counts as omitted (RFC 6749 §3.1), so "" is accepted where a URI is.
+_FORM_URI = {"anyOf": [_URI, {"const": ""}]}
+_AUDIENCE = {"oneOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 2}]}
+_CLIENT_CREDENTIALS_FIELDS = {
+    "client_id": {
+        "type": "string",
+        "description": "client_secret_post; with Basic it must match the Basic client id.",
+    },
+    "client_secret": {
+        "type": "string",
+        "description": "client_secret_post only: sending it with Basic is invalid_request.",
+    },
+}
+
+SCHEMAS: JsonObject = {
+    "OAuthError": {
+        "type": "object",
+        "description": "RFC 6749 §5.2 error.",
+        "required": ["error", "error_description"],
+        "properties": {"error": _STRING, "error_description": _STRING},
+        "additionalProperties": False,
+    },
+    "TokenRequest": {
+        "type": "object",
+        "description": "RFC 6749 §4.4.2. Empty values count as omitted; every parameter "
+        "but `resource` may appear once.",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+            "scope": {
+                "type": "string",
+                "description": "Space-delimited subset of the client's registered scopes; "
+                "omitted: all of them.",
+            },
+            "resource": {
+                "type": "array",
+                "items": _FORM_URI,
+                "description": "RFC 8707 target audiences, each registered for the client.",
+            },
+            "audience": {**_FORM_URI, "description": "One target audience; not with `resource`."},
+            **_CLIENT_CREDENTIALS_FIELDS,
+        },
+        "not": {"required": ["resource", "audience"]},
+    },
+    "TokenResponse": {
+        "type": "object",
+        "description": "RFC 6749 §5.1; `access_token` is an RFC 9068 JWT.",
+        "required": ["access_token", "token_type", "expires_in", "scope"],
+        "properties": {
+            "access_token": _STRING,
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer", "minimum": 1},
+            "scope": _STRING,
+        },
+    },
+    "TokenParameterRequest": {
+        "type": "object",
+        "description": "RFC 7662 §2.1 / RFC 7009 §2.1. `token_type_hint` is only a hint: "
+        "any value is accepted.",
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string", "minLength": 1},
+            "token_type_hint": _STRING,
+            **_CLIENT_CREDENTIALS_FIELDS,
+        },
+    },
+    "IntrospectionResponse": {
+        "description": "RFC 7662 §2.2: the claims of a live token, or only `active: false`.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [
+                    "active",
+                    "client_id",
+                    "scope",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "token_type",
+                ],
+                "properties": {
+                    "active": {"const": True},
+                    "client_id": _STRING,
+                    "scope": _STRING,
+                    "sub": _STRING,
+                    "aud": _AUDIENCE,
+                    "iss": _STRING,
+                    "exp": {"type": "integer"},
+                    "iat": {"type": "integer"},
+                    "jti": _STRING,
+                    "token_type": {"const": "Bearer"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["active"],
+                "properties": {"active": {"const": False}},
+                "additionalProperties": False,
+            },
+        ],
+    },
+    "RevocationResponse": {
+        "type": "object",
+        "description": "RFC 7009 §2.2: always empty, whether or not anything was revoked.",
+        "maxProperties": 0,
+    },
+    "Jwk": {
+        "type": "object",
+        "description": "A public signing key; private members never appear.",
+        "required": ["kid", "kty", "alg", "use"],
+        "properties": {
+            "kid": _STRING,
+            "kty": {"enum": ["RSA", "EC", "OKP"]},
+            "alg": {"enum": ["RS256", "ES256", "EdDSA"]},
+            "use": {"const": "sig"},
+        },
+        "propertyNames": {"not": {"enum": ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]}},
+    },
+    "JwkSet": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": _ref("schemas", "Jwk")}},
+    },
+    "ServerMetadata": {
+        "type": "object",
+        "description": "RFC 8414 §2; every URL is based on the configured issuer.",
+        "required": [
+            "issuer",
+            "token_endpoint",
+            "jwks_uri",
+            "introspection_endpoint",
+            "revocation_endpoint",
+            "grant_types_supported",
+            "token_endpoint_auth_methods_supported",
+            "response_types_supported",
+        ],
+        "properties": {
+            "issuer": _URI,
+            "token_endpoint": _URI,
+            "jwks_uri": _URI,
+            "introspection_endpoint": _URI,
+            "revocation_endpoint": _URI,
+            "grant_types_supported": {"type": "array", "items": {"enum": [GRANT_TYPE]}},
+            **{
+                f"{endpoint}_endpoint_auth_methods_supported": {
+                    "type": "array",
+                    "items": {"enum": list(AUTH_METHODS)},
+                }
+                for endpoint in ("token", "introspection", "revocation")
+            },
+            "response_types_supported": {"type": "array", "maxItems": 0},
+        },
+    },
+    "Liveness": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["status", "warnings"],
+        "properties": {
+            "status": {"const": "ready"},
+            "warnings": {**_STRINGS, "description": "Key files that could not be loaded."},
+        },
+    },
+    "NotReady": {
+        "type": "object",
+        "required": ["status", "problems"],
+        "properties": {
+            "status": {"const": "unavailable"},
+            "problems": {**_STRINGS, "minItems": 1},
+        },
+    },
+}
+
+HEADERS: JsonObject = {
+    "RequestId": _string_header(
+        "The request's id: the caller's `X-Request-ID` when it is a plain token, else generated.",
+        {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    ),
+    "CacheControlNoStore": _string_header(
+        "`Cache-Control`: OAuth answers are never cached.", {"const": "no-store"}
+    ),
+    "PragmaNoCache": _string_header("HTTP/1.0 clients: no caching either.", {"const": "no-cache"}),
+    "CacheControlJwks": _string_header(
+        "`Cache-Control`: `public, max-age=` the configured JWKS max-age.",
+        {"type": "string", "pattern": "^public, max-age=[0-9]+$"},
+    ),
+    "CacheControlPublic": _string_header(
+        "`Cache-Control` of a public document.", {"const": CACHE_AN_HOUR}
+    ),
+    "ETag": _string_header("Version of the JWK Set.", _STRING),
+    "BasicChallenge": _string_header(
+        "The Basic challenge.", {"const": 'Basic realm="authserver"'}, required=False
+    ),
+    "RetryAfter": _string_header("Seconds to wait.", {"type": "integer", "minimum": 0}),
+    "AllowPost": _string_header("The one allowed method.", {"const": "POST"}),
+}
+
+SECURITY_SCHEMES: JsonObject = {
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "client_secret_basic (RFC 6749 §2.3.1): client id and secret, each "
+        "form-urlencoded, as the Basic user name and password. The alternative, "
+        "client_secret_post, sends `client_id` and `client_secret` in the form body.",
+    }
+}
+
+TOKEN_PARAMETER_EXAMPLE = {"token": "eyJ...", "token_type_hint": "access_token"}
+
+PATHS: JsonObject = {
+    "/oauth2/token": _oauth_operation(
+        operation_id="issueToken",
+        summary="Issue an access token (client_credentials)",
+        description="RFC 6749 §4.4 with RFC 8707 resource indicators. The answer carries "
+        "`Cache-Control: no-store` and never sets a cookie.",
+        request_schema="TokenRequest",
+        example={"grant_type": GRANT_TYPE, "scope": "api"},
+        success=_json_response(
+            "The access token.",
+            _ref("schemas", "TokenResponse"),
+            NO_STORE,
+            PRAGMA,
+        ),
+        bad_request_codes=(
+            "invalid_request",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "invalid_target",
+        ),
+    ),
+    "/oauth2/introspect": _oauth_operation(
+        operation_id="introspectToken",
+        summary="Introspect an access token (RFC 7662)",
+        description="Any enabled registered client may ask.",
+        request_schema="TokenParameterRequest",
+        example=TOKEN_PARAMETER_EXAMPLE,
+        success=_json_response(
+            "The token's state.",
+            _ref("schemas", "IntrospectionResponse"),
+            NO_STORE,
+            PRAGMA,
+        ),
+        bad_request_codes=("invalid_request",),
+    ),
+    "/oauth2/revoke": _oauth_operation(
+        operation_id="revokeToken",
+        summary="Revoke an access token (RFC 7009)",
+        description="A client may revoke only its own tokens; another client's token, an "
+        "unknown or an expired one is answered the same and nothing changes.",
+        request_schema="TokenParameterRequest",
+        example=TOKEN_PARAMETER_EXAMPLE,
+        success=_json_response(
+            "Revoked, or nothing to revoke.",
+            _ref("schemas", "RevocationResponse"),
+            NO_STORE,
+            PRAGMA,
+        ),
+        bad_request_codes=("invalid_request",),
+    ),
+    "/.well-known/jwks.json": _jwks_operation("getJwks", "The public signing keys"),
+    "/oauth2/jwks": _jwks_operation("getJwksAlias", "The public signing keys (alias)"),
+    "/.well-known/oauth-authorization-server": {
+        "get": {
+            "operationId": "getServerMetadata",
+            "tags": ["discovery"],
+            "summary": "Authorization server metadata (RFC 8414)",
+            "responses": {
+                "200": _json_response(
+                    "The metadata.", _ref("schemas", "ServerMetadata"), PUBLIC_CACHE
+                )
+            },
+        }
+    },
+    "/healthz": _probe(
+        "getLiveness",
+        "Liveness: the process answers",
+        {"200": _json_response("Alive.", _ref("schemas", "Liveness"), NO_STORE, PRAGMA)},
+    ),
+    "/readyz": _probe(
+        "getReadiness",
+        "Readiness: the database answers and a signing key is loaded",
+        {
+            "200": _json_response("Ready.", _ref("schemas", "Ready"), NO_STORE, PRAGMA),
+            "503": _json_response("Not ready.", _ref("schemas", "NotReady"), NO_STORE, PRAGMA),
+        },
+    ),
+    "/metrics": _probe(
+        "getMetrics",
+        "Prometheus metrics",
+        {
+            "200": {
+                "description": "Prometheus text exposition format.",
+                "headers": _headers(),
+                "content": {"text/plain": {"schema": _STRING}},
+            }
+        },
+    ),
+    "/openapi.json": {
+        "get": {
+            "operationId": "getOpenApi",
+            "tags": ["discovery"],
+            "summary": "This document",
+            "responses": {
+                "200": _json_response(
+                    "The OpenAPI 3.1 description.",
+                    {"type": "object", "required": ["openapi", "info", "paths"]},
+                    PUBLIC_CACHE,
+                )
+            },
+        }
+    },
+}
+
+DOCUMENT: JsonObject = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "authserver",
+        "version": _version(),
+        "summary": "OAuth 2.0 authorization server for service-to-service auth.",
+        "license": {"name": "MIT", "identifier": "MIT"},
+    },
+    "tags": [
+        {"name": "oauth", "description": "Token issuance, introspection and revocation."},
+        {"name": "discovery", "description": "Public keys and metadata."},
+        {"name": "operations", "description": "Probes and metrics."},
+    ],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "headers": HEADERS,
+        "securitySchemes": SECURITY_SCHEMES,
+    },
+}
+
+_BODY = json.dumps(DOCUMENT, separators=(",", ":")).encode()
+
+
+@blueprint.route("/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    response = Response(_BODY, mimetype=JSON)
+    response.headers["Cache-Control"] = CACHE_AN_HOUR
+    return response
