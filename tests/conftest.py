@@ -22,7 +22,7 @@ from authserver.extensions import db
 from authserver.schema import upgrade_schema
 from authserver.security.keys import KeyStore
 from authserver.services import clients as registry
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, running_postgres
 
 ISSUER = "https://auth.example.test"
 
@@ -30,11 +30,8 @@ ISSUER = "https://auth.example.test"
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server started for this test session from the machine's binaries."""
-    server = PostgresServer.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

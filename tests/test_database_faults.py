@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import LiveServer, RegisteredClient
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, running_postgres
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -17,11 +17,8 @@ GRANT = {"grant_type": "client_credentials"}
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """Not the shared session server: this one is stopped and restarted by the test."""
-    server = PostgresServer.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

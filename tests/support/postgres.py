@@ -9,6 +9,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +125,13 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throw-away server for the block's duration; its data is removed afterwards."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
