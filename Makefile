@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format reliability clean
+.PHONY: run test lint format reliability bench clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/authserver db upgrade
@@ -20,6 +20,9 @@ lint: $(VENV)/.installed-test
 
 reliability: $(VENV)/.installed-test
 	$(BIN)/python -m tests.reliability_report
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m tests.bench
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
