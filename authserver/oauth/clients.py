@@ -38,17 +38,8 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
     def with_audience(self, audience: str | list[str]) -> OAuthClient:
         return replace(self, granted_audience=audience)
 
-    def get_client_id(self) -> str:
-        return self.client_id
-
     def get_allowed_scope(self, scope: str | None) -> str:
         """The granted scope: the request's (already checked to be a subset) or all registered."""
         if not scope:
             return " ".join(self.scopes)
         return " ".join(dict.fromkeys(scope.split()))
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == GRANT_TYPE
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method in AUTH_METHODS
