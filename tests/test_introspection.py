@@ -31,6 +31,7 @@ from tests.support.oauth import (
     introspect,
     issue_token,
     json_error,
+    let_workers_see_registry_changes,
 )
 from tests.support.tokens import decode_with_jwks
 
@@ -298,6 +299,7 @@ def test_token_of_a_disabled_or_deleted_client_is_inactive(
     assert answer(introspect(http, live_server, caller, token))["active"] is True
 
     change_client(app, change, owner.client_id)
+    let_workers_see_registry_changes()
 
     assert_inactive(introspect(http, live_server, caller, token))
 

@@ -32,6 +32,7 @@ from tests.support.cli import (
     make_runner,
     ok_json,
 )
+from tests.support.oauth import let_workers_see_registry_changes
 
 CreateClient = Callable[..., RegisteredClient]
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -123,6 +124,7 @@ def test_rotation_without_grace_ends_the_old_secret_at_once_and_the_new_one_work
     assert token_status(http, live_server, client.client_id, client.client_secret) == 200
 
     new_secret = rotate(app, client.client_id)
+    let_workers_see_registry_changes()
 
     assert new_secret != client.client_secret
     assert new_secret.startswith("ascs_")
@@ -167,6 +169,7 @@ def test_rotating_twice_within_grace_leaves_at_most_two_live_secrets(
     assert stored_secrets(app, client.client_id) == 2
 
     fourth = rotate(app, client.client_id, grace=60)
+    let_workers_see_registry_changes()
 
     expect_statuses(http, live_server, client.client_id, {second: 401, third: 200, fourth: 200})
     assert stored_secrets(app, client.client_id) == 2

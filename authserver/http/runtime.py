@@ -22,8 +22,10 @@ from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
+from authserver.security.secrets import RememberingVerifier
 from authserver.services import clients, tokens
 from authserver.services.keys import key_store, retention
+from authserver.services.registration_cache import RegistrationCache
 
 EXTENSION_NAME = "authserver"
 #: How stale the longest client token lifetime may be. It decides when retired keys leave the
@@ -84,6 +86,10 @@ class UsageRecorder:
         return drained
 
 
+def _load_registration(client_id: str) -> clients.Registration | None:
+    return clients.registration(db.session(), client_id)
+
+
 @dataclass(frozen=True)
 class DatabaseBackend:
     """The OAuth layer's :class:`~authserver.oauth.backend.Backend`, for one worker."""
@@ -93,14 +99,19 @@ class DatabaseBackend:
     retention: RetentionCache
     usage: UsageRecorder
     failure_limiter: FailureLimiter | None
+    registrations: RegistrationCache = field(
+        default_factory=lambda: RegistrationCache(_load_registration)
+    )
+    verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
 
     def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
         now = datetime.now(UTC)
-        client = clients.authenticate(db.session(), client_id, secret, now)
-        if client is None:
+        found = self.registrations.get(client_id)
+        if not clients.credentials_match(found, secret, now, self.verify_secret):
             return None
-        self.usage.record(client.client_id, now)
-        return OAuthClient.from_model(client)
+        assert found is not None  # noqa: S101 (credentials_match is False for None)
+        self.usage.record(client_id, now)
+        return OAuthClient.from_registration(found)
 
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())
@@ -111,7 +122,8 @@ class DatabaseBackend:
         return self.failure_limiter.record_failure(client_id, request.remote_addr or "unknown")
 
     def client_is_active(self, client_id: str) -> bool:
-        return clients.is_active(db.session(), client_id)
+        found = self.registrations.get(client_id)
+        return found is not None and found.enabled
 
     def is_revoked(self, jti: str) -> bool:
         return tokens.is_revoked(db.session(), jti)

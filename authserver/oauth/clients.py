@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from authserver.models import Client
+from authserver.services.clients import Registration
 
 GRANT_TYPE = "client_credentials"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -27,12 +27,12 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
     granted_audience: str | list[str] | None = None
 
     @classmethod
-    def from_model(cls, client: Client) -> OAuthClient:
+    def from_registration(cls, registration: Registration) -> OAuthClient:
         return cls(
-            client_id=client.client_id,
-            scopes=tuple(client.scope.split()),
-            audiences=tuple(client.audiences),
-            token_ttl=client.token_ttl,
+            client_id=registration.client_id,
+            scopes=registration.scopes,
+            audiences=registration.audiences,
+            token_ttl=registration.token_ttl,
         )
 
     def with_audience(self, audience: str | list[str]) -> OAuthClient:

@@ -16,6 +16,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+from collections import OrderedDict
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -81,3 +83,35 @@ def verify_secret(secret: str, stored: str | None) -> bool:
             return False
         return True
     return False
+
+
+class RememberingVerifier:
+    """:func:`verify_secret` that remembers which Argon2id checks succeeded, per worker.
+
+    An admin-chosen secret costs about 150 ms of Argon2id per check, which would make every
+    token request of such a client slow. A success is remembered under the stored hash and the
+    SHA-256 of the presented secret (memory only, never the secret itself), so it stops
+    counting as soon as that hash is rotated away. Failures are never remembered: guessing
+    stays as slow as Argon2id makes it.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._max_entries = max_entries
+        self._verified: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, secret: str, stored: str | None) -> bool:
+        if stored is None or not stored.startswith(ARGON2ID_SCHEME):
+            return verify_secret(secret, stored)
+        key = (stored, hashlib.sha256(secret.encode()).digest())
+        with self._lock:
+            if key in self._verified:
+                self._verified.move_to_end(key)
+                return True
+        if not verify_secret(secret, stored):
+            return False
+        with self._lock:
+            self._verified[key] = None
+            if len(self._verified) > self._max_entries:
+                self._verified.popitem(last=False)
+        return True

@@ -7,13 +7,14 @@ transaction and a failure leaves nothing half-written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from authserver.errors import ClientNotFound, InvalidClientData
 from authserver.models import Client, ClientSecret, utcnow
@@ -168,13 +169,6 @@ def purge_expired_secrets(session: Session, now: datetime) -> None:
     )
 
 
-def is_active(session: Session, client_id: str) -> bool:
-    """Registered and enabled: the condition for its tokens to introspect as active."""
-    if not _PLAUSIBLE_CLIENT_ID.fullmatch(client_id):
-        return False
-    return bool(session.scalar(select(Client.enabled).where(Client.client_id == client_id)))
-
-
 def record_last_used(session: Session, last_used: dict[str, datetime]) -> None:
     """Store when clients last authenticated, at most once a minute per client.
 
@@ -241,28 +235,82 @@ def delete_client(session: Session, client_id: str) -> None:
     session.flush()
 
 
-def authenticate(session: Session, client_id: str, secret: str, now: datetime) -> Client | None:
-    """The enabled client whose live secret matches, or ``None``.
+@dataclass(frozen=True)
+class Registration:
+    """What authenticating a client needs, detached from the session so workers can cache it.
 
-    Every path verifies one hash, so an unknown id, a disabled client and a wrong secret
-    cannot be told apart by timing.
+    ``secrets`` holds ``(hash, expires_at)`` pairs; expiry is judged at each use, so a cached
+    registration never accepts a secret past its end.
     """
-    client = None
-    if _PLAUSIBLE_CLIENT_ID.fullmatch(client_id):
-        client = session.scalars(
-            select(Client)
-            .where(Client.client_id == client_id)
-            .options(selectinload(Client.secrets))
-        ).one_or_none()
-    live_hashes: list[str | None] = [
-        s.secret_hash for s in (client.secrets if client else []) if not _expired(s, now)
+
+    client_id: str
+    enabled: bool
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    token_ttl: int | None
+    secrets: tuple[tuple[str, datetime | None], ...]
+
+
+def registration(session: Session, client_id: str) -> Registration | None:
+    """The client and its secret hashes in one query, or ``None`` if it is not registered."""
+    if not _PLAUSIBLE_CLIENT_ID.fullmatch(client_id):
+        return None
+    rows = session.execute(
+        select(
+            Client.enabled,
+            Client.scope,
+            Client.audiences,
+            Client.token_ttl,
+            ClientSecret.secret_hash,
+            ClientSecret.expires_at,
+        )
+        .outerjoin(ClientSecret, ClientSecret.client_id == Client.client_id)
+        .where(Client.client_id == client_id)
+        .order_by(ClientSecret.id)
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Registration(
+        client_id=client_id,
+        enabled=first.enabled,
+        scopes=tuple(first.scope.split()),
+        audiences=tuple(first.audiences),
+        token_ttl=first.token_ttl,
+        secrets=tuple(
+            (row.secret_hash, row.expires_at) for row in rows if row.secret_hash is not None
+        ),
+    )
+
+
+def credentials_match(
+    found: Registration | None,
+    secret: str,
+    now: datetime,
+    verify: Callable[[str, str | None], bool] = secrets.verify_secret,
+) -> bool:
+    """Whether ``found`` is enabled and ``secret`` is one of its live secrets.
+
+    Every path verifies at least one hash, so an unknown id, a disabled client and a wrong
+    secret cannot be told apart by timing.
+    """
+    live: list[str | None] = [
+        stored
+        for stored, expires_at in (found.secrets if found else ())
+        if expires_at is None or expires_at > now
     ] or [None]
     matched = False
-    for stored in live_hashes:
-        matched = secrets.verify_secret(secret, stored) or matched
-    if client is None or not matched or not client.enabled:
-        return None
-    return client
+    for stored in live:
+        matched = verify(secret, stored) or matched
+    return found is not None and found.enabled and matched
+
+
+def authenticate(
+    session: Session, client_id: str, secret: str, now: datetime
+) -> Registration | None:
+    """The enabled client whose live secret matches, or ``None``."""
+    found = registration(session, client_id)
+    return found if credentials_match(found, secret, now) else None
 
 
 def _expired(secret: ClientSecret, now: datetime) -> bool:

@@ -1,0 +1,142 @@
+"""The workers' client cache and remembered Argon2id checks: what they reuse, and for how long.
+
+The cache is driven by an explicit clock, so no test waits; its loader is a plain function
+standing in for the database query (the query itself is exercised by every HTTP test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from authserver.security import secrets
+from authserver.security.secrets import RememberingVerifier
+from authserver.services.clients import Registration
+from authserver.services.registration_cache import RegistrationCache
+
+
+def registration(client_id: str, *, enabled: bool = True) -> Registration:
+    return Registration(
+        client_id=client_id,
+        enabled=enabled,
+        scopes=("api",),
+        audiences=(),
+        token_ttl=None,
+        secrets=(),
+    )
+
+
+class Registry:
+    """What the database holds, and how often the cache asked."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Registration] = {}
+        self.loads: list[str] = []
+        self.down = False
+
+    def load(self, client_id: str) -> Registration | None:
+        self.loads.append(client_id)
+        if self.down:
+            raise ConnectionError("database is down")
+        return self.rows.get(client_id)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def cache(registry: Registry, clock: Clock, **options: int) -> RegistrationCache:
+    return RegistrationCache(registry.load, max_age=1.0, clock=clock, **options)
+
+
+def test_an_entry_is_reused_within_its_max_age_and_reloaded_after(
+    registry: Registry, clock: Clock
+) -> None:
+    registry.rows["cli_a"] = registration("cli_a")
+    clients = cache(registry, clock)
+    assert clients.get("cli_a") == registration("cli_a")
+
+    registry.rows["cli_a"] = registration("cli_a", enabled=False)
+    clock.now += 0.99
+    assert clients.get("cli_a") == registration("cli_a")
+    assert registry.loads == ["cli_a"]
+
+    clock.now += 0.01
+    assert clients.get("cli_a") == registration("cli_a", enabled=False)
+    assert registry.loads == ["cli_a", "cli_a"]
+
+
+def test_unknown_ids_are_cached_too_so_a_flood_of_them_is_not_a_query_each(
+    registry: Registry, clock: Clock
+) -> None:
+    clients = cache(registry, clock)
+    assert [clients.get("cli_nobody") for _ in range(5)] == [None] * 5
+    assert registry.loads == ["cli_nobody"]
+
+    registry.rows["cli_nobody"] = registration("cli_nobody")
+    clock.now += 1.0
+    assert clients.get("cli_nobody") == registration("cli_nobody")
+
+
+def test_a_failed_load_raises_and_caches_nothing(registry: Registry, clock: Clock) -> None:
+    registry.rows["cli_a"] = registration("cli_a")
+    clients = cache(registry, clock)
+    registry.down = True
+    with pytest.raises(ConnectionError):
+        clients.get("cli_a")
+
+    registry.down = False
+    assert clients.get("cli_a") == registration("cli_a")
+    assert registry.loads == ["cli_a", "cli_a"]
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used(
+    registry: Registry, clock: Clock
+) -> None:
+    clients = cache(registry, clock, max_entries=2)
+    for client_id in ("cli_a", "cli_b", "cli_a", "cli_c"):
+        clients.get(client_id)
+    registry.loads.clear()
+
+    clients.get("cli_a")
+    clients.get("cli_b")
+    assert registry.loads == ["cli_b"]
+
+
+CHOSEN = "An-Admin-Chosen-Secret-42"
+
+
+def test_remembered_argon2id_success_still_rejects_wrong_secrets() -> None:
+    stored = secrets.hash_chosen_secret(CHOSEN)
+    verify = RememberingVerifier()
+    assert verify(CHOSEN, stored) is True
+    assert verify(CHOSEN, stored) is True
+    assert verify(CHOSEN + "x", stored) is False
+    assert verify("", stored) is False
+
+
+def test_a_remembered_success_does_not_carry_over_to_a_new_hash() -> None:
+    verify = RememberingVerifier()
+    assert verify(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is True
+    assert verify(CHOSEN, secrets.hash_chosen_secret("Another-Chosen-Secret-43")) is False
+
+
+def test_generated_secrets_and_unknown_clients_are_checked_as_before() -> None:
+    secret = secrets.generate_client_secret()
+    verify = RememberingVerifier()
+    assert verify(secret, secrets.hash_generated_secret(secret)) is True
+    assert verify(secret + "x", secrets.hash_generated_secret(secret)) is False
+    assert verify(secret, None) is False
