@@ -176,7 +176,7 @@ def write_report(
         "# Reliability report",
         "",
         f"Produced by `make reliability` on {started_at:%Y-%m-%d %H:%M} UTC "
-        "(2 gunicorn workers, PostgreSQL, loopback). Rerun it to refresh this file.",
+        "(2 granian workers, PostgreSQL, loopback). Rerun it to refresh this file.",
         "",
         "| what was tried | what happened | held? |",
         "|---|---|---|",

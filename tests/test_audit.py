@@ -1,7 +1,7 @@
 """The audit trail and ``last_used_at``, observed from outside: a real ``authserver serve``
-(gunicorn, two workers) and real ``authserver`` commands, whose stderr is captured and parsed.
+(granian, two workers) and real ``authserver`` commands, whose stderr is captured and parsed.
 
-Audit events are JSON lines on stderr; other lines (gunicorn's, the CLI's messages) are
+Audit events are JSON lines on stderr; other lines (granian's, the CLI's messages) are
 ignored by the parser but still searched for leaked secrets.
 """
 

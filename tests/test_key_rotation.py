@@ -1,7 +1,7 @@
 """Signing-key lifecycle end to end (issue 3): real ``authserver serve`` instances sharing one
 keys folder and one database, driven by the real ``authserver keys ...`` commands.
 
-Every server is a gunicorn process group on a free loopback port, stopped in teardown. All
+Every server is a granian process group on a free loopback port, stopped in teardown. All
 waits are bounded polls; the durations are the short, configurable ones the issue asks for.
 """
 

@@ -1,4 +1,4 @@
-"""The real production server: ``authserver serve`` (gunicorn, two workers) in a subprocess."""
+"""The real production server: ``authserver serve`` (granian, two workers) in a subprocess."""
 
 from __future__ import annotations
 

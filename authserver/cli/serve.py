@@ -1,4 +1,4 @@
-"""``authserver serve``: the production server (gunicorn), with first-run set-up."""
+"""``authserver serve``: the production server (granian), with first-run set-up."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from authserver.extensions import db
 from authserver.json_logs import configure_json_logs
 from authserver.models import Client
 from authserver.services.keys import ensure_signing_key
-
-#: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
-GRACEFUL_TIMEOUT_SECONDS = 5
 
 
 @click.command("serve")
@@ -48,19 +45,10 @@ def command(host: str, port: int, workers: int | None) -> None:
     if client_count == 0:
         _print_first_run_hint(base_url)
     click.echo(f"authserver serving on http://{host}:{port} (issuer {settings.issuer})", err=True)
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers or os.cpu_count() or 1,
-        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "proc_name": "authserver",
-    }
     with _metrics_directory():
-        from authserver.cli.gunicorn_app import GunicornServer  # gunicorn: only when serving
+        from authserver.cli import granian_app  # the HTTP server: only when serving
 
-        GunicornServer(settings, options).run()
+        granian_app.serve(host, port, workers or os.cpu_count() or 1)
 
 
 @contextmanager
@@ -82,7 +70,7 @@ def _metrics_directory() -> Iterator[None]:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """Fail with one line now rather than after gunicorn's retries and log noise."""
+    """Fail with one line now rather than with the HTTP server's log noise."""
     try:
         with socket.create_server((host, port), reuse_port=False):
             pass

@@ -1,4 +1,4 @@
-"""``authserver serve`` (gunicorn) in a subprocess: started in its own session on a free port,
+"""``authserver serve`` (granian) in a subprocess: started in its own session on a free port,
 waited for on ``/healthz``, its stdout and stderr captured to a file, and its whole process
 group killed on teardown."""
 
