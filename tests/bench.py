@@ -8,14 +8,23 @@ How: ``make bench`` (``python -m tests.bench``)
 
 1. installs Debian's ``wrk`` with ``apt-get`` when it is missing;
 2. makes a fresh SQLite database (``authserver db upgrade``) and keys folder in a temp dir,
-   registers one client with scope ``api`` and starts ``authserver serve`` exactly like a user
-   would (default worker count; only ``--port`` chosen), then waits for ``/healthz``;
+   registers one client with scope ``api`` (and inserts 9 more straight into the file, so the
+   baseline has 10 clients) and starts ``authserver serve`` exactly like a user would (default
+   worker count; only ``--port`` chosen), then waits for ``/healthz``;
 3. runs ``wrk -t1 -c16 -d10s --latency`` against ``POST /oauth2/token``,
    ``POST /oauth2/introspect``, ``GET /.well-known/jwks.json`` and ``GET /healthz``;
-4. times RS256 signing with ``cryptography`` on one core (2048-bit key, PKCS#1 v1.5, SHA-256);
-5. prints one table and the ratios, and writes them to ``docs/performance.md``.
+4. memory: runs wrk on the token endpoint for ``BENCH_SOAK`` seconds while sampling each granian
+   worker's VmRSS every 5 s (target: each worker's RSS flat within ±5 %);
+5. scale (last, as it changes the database): inserts clients and revoked jtis straight into the
+   SQLite file, in one transaction while the server runs, up to 100,000 clients and 1,000,000
+   revoked jtis, then measures the token and introspection endpoints again (target: ≥ 0.90× of
+   the figures from step 3, which had 10 clients and no revoked jtis);
+6. times RS256 signing with ``cryptography`` on one core (2048-bit key, PKCS#1 v1.5, SHA-256);
+7. prints the tables and the ratios, and writes them to ``docs/performance.md``, keeping the
+   hand-written part of that file (from the ``HAND_WRITTEN_MARKER`` line to the end).
 
-Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (default 16);
+Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (default 16),
+``BENCH_SOAK`` (seconds of the memory run, default 60);
 ``BENCH_PEER=oidc-provider`` also installs, starts and measures the peer in
 ``../shared/peers/oidc-provider`` in the same run; ``BENCH_CHART=1`` also measures the token
 endpoint at 1, 4, 16 and 64 connections and draws ``docs/performance.png`` (needs matplotlib).
@@ -27,15 +36,17 @@ from __future__ import annotations
 import base64
 import os
 import re
+import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,6 +70,17 @@ DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 PEER = os.environ.get("BENCH_PEER", "")
 DRAW_CHART = os.environ.get("BENCH_CHART", "") not in ("", "0")
+SOAK_SECONDS = int(os.environ.get("BENCH_SOAK", "60"))
+RSS_SAMPLE_SECONDS = 5
+RSS_TARGET = "±5 %"
+#: Clients in the database for the baseline figures, and for the figures at scale.
+BASELINE_CLIENTS = 10
+SCALE_CLIENTS = 100_000
+SCALE_REVOKED = 1_000_000
+#: Revoked entries expire this far ahead, so the server's housekeeping never purges them.
+REVOKED_LIFETIME = timedelta(days=1)
+SQLITE_BUSY_SECONDS = 60
+HAND_WRITTEN_MARKER = "<!-- hand-written below: make bench keeps this part -->"
 CHART_CONNECTIONS = (1, 4, 16, 64)
 CHART_DURATION = 5
 WARMUP_SECONDS = 1
@@ -71,6 +93,22 @@ PEER_SCRIPT_TIMEOUT_SECONDS = 60
 PEER_CLIENT = ("bench-client", "bench-secret-3f9a1c7e5b2d4086")
 TOKEN_BODY = {"grant_type": "client_credentials", "scope": "api"}
 LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+#: Fixed statements (no table name is ever formatted into SQL).
+COUNT_SQL = {
+    "clients": "SELECT count(*) FROM clients",
+    "revoked_tokens": "SELECT count(*) FROM revoked_tokens",
+}
+INSERT_CLIENT_SQL = (
+    "INSERT INTO clients (client_id, name, scope, audiences, token_ttl, enabled, created_at,"
+    " last_used_at) VALUES (?, ?, 'api', '[]', NULL, 1, ?, NULL)"
+)
+INSERT_SECRET_SQL = (
+    "INSERT INTO client_secrets (client_id, secret_hash, created_at, expires_at)"
+    " VALUES (?, ?, ?, NULL)"
+)
+INSERT_REVOKED_SQL = (
+    "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) VALUES (?, ?, ?, ?)"
+)
 
 
 class BenchError(Exception):
@@ -85,6 +123,46 @@ class Result:
     p99_ms: float
     non2xx: int
     socket_errors: str
+
+
+@dataclass(frozen=True)
+class WorkerMemory:
+    """One granian worker's VmRSS samples (kB) over the memory run, first to last."""
+
+    pid: int
+    rss_kb: tuple[int, ...]
+
+    @property
+    def start(self) -> int:
+        return self.rss_kb[0]
+
+    @property
+    def end(self) -> int:
+        return self.rss_kb[-1]
+
+    @property
+    def peak(self) -> int:
+        return max(self.rss_kb)
+
+    @property
+    def change(self) -> float:
+        return self.end / self.start - 1 if self.start else 0.0
+
+
+@dataclass(frozen=True)
+class Soak:
+    result: Result
+    workers: tuple[WorkerMemory, ...]
+
+
+@dataclass(frozen=True)
+class Scale:
+    clients: int
+    revoked: int
+    inserted_clients: int
+    inserted_revoked: int
+    insert_seconds: float
+    results: tuple[Result, ...]
 
 
 @dataclass(frozen=True)
@@ -144,6 +222,36 @@ def parse_wrk(label: str, output: str) -> Result:
     )
 
 
+def wrk_command(url: str, script: Path | None, connections: int, seconds: int) -> list[str]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", WRK_TIMEOUT]
+    command += ["-s", str(script)] if script else []
+    return [*command, url]
+
+
+def run_wrk(
+    label: str,
+    url: str,
+    script: Path | None,
+    env: dict[str, str] | None,
+    connections: int,
+    seconds: int,
+) -> str:
+    """One wrk run to completion (bounded to its duration plus a minute); returns its stdout."""
+    completed = subprocess.run(
+        wrk_command(url, script, connections, seconds),
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"wrk failed for {label}: {completed.stderr.strip()}")
+    return completed.stdout
+
+
 def wrk(
     label: str,
     url: str,
@@ -155,28 +263,26 @@ def wrk(
     warmup: bool = True,
 ) -> Result:
     """One bounded wrk run (after a short discarded warm-up) against ``url``."""
-
-    def run(seconds: int) -> str:
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-        command += ["--timeout", WRK_TIMEOUT]
-        command += ["-s", str(script)] if script else []
-        completed = subprocess.run(
-            [*command, url],
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise BenchError(f"wrk failed for {label}: {completed.stderr.strip()}")
-        return completed.stdout
-
     if warmup:
-        run(WARMUP_SECONDS)
+        run_wrk(label, url, script, env, connections, WARMUP_SECONDS)
     print(f"  {label}: wrk -c{connections} -d{duration}s {url}", flush=True)
-    return parse_wrk(label, run(duration))
+    return parse_wrk(label, run_wrk(label, url, script, env, connections, duration))
+
+
+def measure_oauth(url: str, credentials: dict[str, str], token: str, suffix: str) -> list[Result]:
+    """Token and introspection, the two endpoints that read the database: one function, so the
+    figures at scale come from exactly the same runs as the baseline."""
+    return [
+        wrk(
+            f"POST /oauth2/token{suffix}", f"{url}/oauth2/token", script=TOKEN_LUA, env=credentials
+        ),
+        wrk(
+            f"POST /oauth2/introspect{suffix}",
+            f"{url}/oauth2/introspect",
+            script=INTROSPECT_LUA,
+            env={**credentials, "TOKEN": token},
+        ),
+    ]
 
 
 def signing_rate() -> Signing:
@@ -198,15 +304,77 @@ def first_token(url: str, client_id: str, secret: str) -> str:
     return str(response.json()["access_token"])
 
 
+def sqlite_path(env: dict[str, str]) -> Path:
+    url = env["AUTHSERVER_DATABASE_URL"]
+    if not url.startswith("sqlite:///"):
+        raise BenchError(f"the bench needs a SQLite database, not {url}")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def db_time(moment: datetime) -> str:
+    """A UTC datetime as SQLAlchemy's DateTime stores it in SQLite (naive, space, microseconds),
+    so the server reads the rows inserted here exactly like its own."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def count_rows(connection: sqlite3.Connection, table: str) -> int:
+    return int(connection.execute(COUNT_SQL[table]).fetchone()[0])
+
+
+def insert_clients(connection: sqlite3.Connection, count: int, now: datetime) -> list[str]:
+    """``count`` enabled clients with scope ``api`` and one (unusable) secret hash each, shaped
+    like the CLI's: the server's lookups then walk the same indexes as with real clients."""
+    created = db_time(now)
+    ids = [f"cli_{secrets.token_urlsafe(16)}" for _ in range(count)]
+    connection.executemany(
+        INSERT_CLIENT_SQL, ((client_id, f"bench-{i}", created) for i, client_id in enumerate(ids))
+    )
+    connection.executemany(
+        INSERT_SECRET_SQL,
+        ((client_id, f"$sha256${secrets.token_urlsafe(32)}", created) for client_id in ids),
+    )
+    return ids
+
+
+def revoked_rows(
+    count: int, client_ids: list[str], now: datetime
+) -> Iterable[tuple[str, str, str, str]]:
+    revoked, expires = db_time(now), db_time(now + REVOKED_LIFETIME)
+    for i in range(count):
+        yield secrets.token_urlsafe(16), client_ids[i % len(client_ids)], expires, revoked
+
+
+def populate(path: Path, clients: int, revoked: int) -> tuple[int, int, float]:
+    """Top the database up to ``clients`` clients and ``revoked`` revoked jtis with plain
+    ``executemany`` in ONE transaction (seconds, where the CLI or the API would take hours);
+    WAL mode lets a running server keep reading meanwhile. Returns the rows inserted and the
+    seconds taken, checkpoint included, so the server then reads the tables, not a huge WAL."""
+    started, now = time.perf_counter(), datetime.now(UTC)
+    with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS)) as connection:
+        with connection:
+            new_clients = max(0, clients - count_rows(connection, "clients"))
+            new_revoked = max(0, revoked - count_rows(connection, "revoked_tokens"))
+            ids = insert_clients(connection, new_clients, now)
+            if new_revoked:
+                owners = ids or [
+                    str(connection.execute("SELECT client_id FROM clients").fetchone()[0])
+                ]
+                connection.executemany(INSERT_REVOKED_SQL, revoked_rows(new_revoked, owners, now))
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return new_clients, new_revoked, time.perf_counter() - started
+
+
 @contextmanager
 def serving(directory: Path) -> Iterator[tuple[Server, str, str]]:
-    """A fresh database, keys folder and client, and ``authserver serve --port N`` (defaults
-    for everything else); yields the server and the client's id and secret, then stops it."""
+    """A fresh database, keys folder and client (plus clients inserted up to
+    ``BASELINE_CLIENTS``), and ``authserver serve --port N`` (defaults for everything else);
+    yields the server and the client's id and secret, then stops it."""
     env = sqlite_env(directory)
     ok(run_authserver(env, "db", "upgrade"))
     client = ok_json(
         run_authserver(env, "clients", "create", "--name", "bench", "--scope", "api", "--json")
     )
+    populate(sqlite_path(env), BASELINE_CLIENTS, 0)
     port = free_port()
     env["AUTHSERVER_ISSUER"] = f"http://127.0.0.1:{port}"
     log_path = directory / "serve.log"
@@ -225,6 +393,113 @@ def serving(directory: Path) -> Iterator[tuple[Server, str, str]]:
         yield server, client["client_id"], client["client_secret"]
     finally:
         server.kill()
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """granian's workers: the server's direct children (``/proc/*/stat`` field 4 is the parent's
+    pid), found by scanning so it works without ``/proc/PID/task/*/children`` support."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while scanning
+        if int(fields[1]) == server_pid:
+            children.append(int(stat.parent.name))
+    if not children:
+        raise BenchError(f"no worker processes under the server (pid {server_pid})")
+    return sorted(children)
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as error:
+        raise BenchError(f"worker {pid} is gone (crashed or respawned?): {error}") from error
+    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
+    if not match:
+        raise BenchError(f"no VmRSS in /proc/{pid}/status (worker exiting?)")
+    return int(match.group(1))
+
+
+def run_sampled(
+    command: list[str], env: dict[str, str], seconds: int, sample: Callable[[], None]
+) -> str:
+    """Run ``command`` (bounded to ``seconds`` plus a minute), calling ``sample`` when it starts,
+    every ``RSS_SAMPLE_SECONDS`` and once it has exited; returns its stdout."""
+    deadline = time.monotonic() + seconds + 60
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sample()
+        while True:
+            try:
+                process.wait(timeout=RSS_SAMPLE_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{command[0]} still running after {seconds + 60} s") from None
+                sample()
+        sample()
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    if process.returncode != 0:
+        raise BenchError(f"{command[0]} failed: {stderr.strip()}")
+    return stdout
+
+
+def soak(server: Server, url: str, credentials: dict[str, str]) -> Soak:
+    """The token endpoint under load for ``SOAK_SECONDS`` while each worker's RSS is sampled: a
+    leak per request shows as growth, where the short runs would hide it. The first sample is
+    taken after the earlier runs and a warm-up, once start-up allocations are done."""
+    pids = worker_pids(server.process.pid)
+    samples: dict[int, list[int]] = {pid: [] for pid in pids}
+
+    def sample() -> None:
+        for pid in pids:
+            samples[pid].append(rss_kb(pid))
+
+    label = "POST /oauth2/token soak"
+    run_wrk(label, url, TOKEN_LUA, credentials, CONNECTIONS, WARMUP_SECONDS)
+    print(
+        f"  {label}: wrk -c{CONNECTIONS} -d{SOAK_SECONDS}s {url},"
+        f" VmRSS of workers {', '.join(map(str, pids))} every {RSS_SAMPLE_SECONDS} s",
+        flush=True,
+    )
+    command = wrk_command(url, TOKEN_LUA, CONNECTIONS, SOAK_SECONDS)
+    output = run_sampled(command, credentials, SOAK_SECONDS, sample)
+    workers = tuple(WorkerMemory(pid, tuple(samples[pid])) for pid in pids)
+    return Soak(parse_wrk(label, output), workers)
+
+
+def at_scale(server: Server, credentials: dict[str, str], token: str) -> Scale:
+    """Fill the live server's database up to ``SCALE_CLIENTS`` clients and ``SCALE_REVOKED``
+    revoked jtis, then measure token and introspection again: both must stay flat, since
+    every request looks its client (and introspection the jti) up in those tables."""
+    path = sqlite_path(server.env)
+    print(
+        f"  inserting up to {SCALE_CLIENTS:,} clients and {SCALE_REVOKED:,} revoked jtis"
+        f" into {path.name}",
+        flush=True,
+    )
+    new_clients, new_revoked, seconds = populate(path, SCALE_CLIENTS, SCALE_REVOKED)
+    print(f"  inserted {new_clients:,} clients and {new_revoked:,} jtis in {seconds:.1f} s")
+    with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS)) as connection:
+        clients, revoked = (
+            count_rows(connection, "clients"),
+            count_rows(connection, "revoked_tokens"),
+        )
+    results = measure_oauth(server.url, credentials, token, " at scale")
+    return Scale(clients, revoked, new_clients, new_revoked, seconds, tuple(results))
 
 
 def run_peer_script(name: str, env: dict[str, str] | None = None, timeout: int = 60) -> None:
@@ -330,6 +605,50 @@ def ratios(by_label: dict[str, Result], signing: Signing, peer: Result | None) -
     return lines
 
 
+def memory_lines(memory: Soak) -> list[str]:
+    r = memory.result
+    lines = [
+        f"Memory over a {SOAK_SECONDS} s run of POST /oauth2/token"
+        f" (wrk -c{CONNECTIONS}, each worker's VmRSS every {RSS_SAMPLE_SECONDS} s;"
+        f" target: change within {RSS_TARGET}):",
+        "",
+        "| worker | RSS start (MiB) | RSS end (MiB) | RSS max (MiB) | change (end vs start) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for number, w in enumerate(memory.workers, 1):
+        lines.append(
+            f"| {number} (pid {w.pid}) | {w.start / 1024:.1f} | {w.end / 1024:.1f}"
+            f" | {w.peak / 1024:.1f} | {w.change * 100:+.1f} % |"
+        )
+    lines += [
+        "",
+        f"Soak throughput: {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms,"
+        f" non-2xx {r.non2xx}.",
+    ]
+    return lines
+
+
+def scale_lines(scale: Scale, by_label: dict[str, Result]) -> list[str]:
+    token, introspect = scale.results
+    return [
+        f"Flat with scale: {scale.clients:,} registered clients and {scale.revoked:,} revoked"
+        f" jtis, against the baseline",
+        f"above ({BASELINE_CLIENTS} clients, none revoked). After the runs above,"
+        f" {scale.inserted_clients:,} clients (one secret each)",
+        f"and {scale.inserted_revoked:,} revoked jtis were inserted straight into the SQLite file"
+        " in one transaction",
+        f"while the server ran ({scale.insert_seconds:.1f} s, checkpoint included); then the same"
+        " two wrk runs:",
+        "",
+        *table(list(scale.results)),
+        "",
+        f"- token at scale / token baseline:"
+        f" {ratio(token.rps, by_label['POST /oauth2/token'].rps)} (target ≥ 0.90×)",
+        f"- introspect at scale / introspect baseline:"
+        f" {ratio(introspect.rps, by_label['POST /oauth2/introspect'].rps)} (target ≥ 0.90×)",
+    ]
+
+
 def signing_line(signing: Signing) -> str:
     return (
         f"RS256 signing (cryptography, 2048-bit, PKCS#1 v1.5 + SHA-256, one core):"
@@ -340,9 +659,20 @@ def signing_line(signing: Signing) -> str:
 
 def command_line() -> str:
     settings = [f"BENCH_DURATION={DURATION}", f"BENCH_CONNECTIONS={CONNECTIONS}"]
+    settings += [f"BENCH_SOAK={SOAK_SECONDS}"]
     settings += [f"BENCH_PEER={PEER}"] if PEER else []
     settings += ["BENCH_CHART=1"] if DRAW_CHART else []
     return f"{' '.join(settings)} make bench"
+
+
+def hand_written_part() -> str:
+    """Everything from the ``HAND_WRITTEN_MARKER`` line of the current report to its end ("" when
+    there is none): design notes written by people live there and must survive ``make bench``."""
+    if not REPORT.exists():
+        return ""
+    text = REPORT.read_text()
+    match = re.search(rf"^{re.escape(HAND_WRITTEN_MARKER)}[ \t]*$", text, re.MULTILINE)
+    return text[match.start() :] if match else ""
 
 
 def write_report(
@@ -351,7 +681,10 @@ def write_report(
     signing: Signing,
     chart_points: list[Result] | None,
     charted: bool,
+    sections: list[str],
 ) -> None:
+    """The generated report (``sections``: the scale and memory parts), then the hand-written
+    part kept from the current file."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",
@@ -361,8 +694,9 @@ def write_report(
         "ratios within the run, never with figures from another run or another machine.",
         "",
         f"Run {now} on {signing.cpus} CPUs: a fresh SQLite database and key, default",
-        "`authserver serve` (default workers), one client with scope `api`; each endpoint after a",
-        f"{WARMUP_SECONDS} s warm-up with:",
+        f"`authserver serve` (default workers), {BASELINE_CLIENTS} clients with scope `api` (one"
+        " used);",
+        f"each endpoint after a {WARMUP_SECONDS} s warm-up with:",
         "",
         "```sh",
         command_line(),
@@ -390,8 +724,10 @@ def write_report(
         ]
         if charted:
             lines += ["", f"![token throughput and p99 against connections]({CHART.name})"]
+    lines += ["", *sections]
+    kept = hand_written_part()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    REPORT.write_text("\n".join(lines) + "\n" + (f"\n{kept}" if kept else ""))
 
 
 def bench() -> None:
@@ -403,27 +739,26 @@ def bench() -> None:
             access_token = first_token(token_url, client_id, secret)
             credentials = {"BASIC": basic(client_id, secret)}
             results = [
-                wrk("POST /oauth2/token", token_url, script=TOKEN_LUA, env=credentials),
-                wrk(
-                    "POST /oauth2/introspect",
-                    f"{server.url}/oauth2/introspect",
-                    script=INTROSPECT_LUA,
-                    env={**credentials, "TOKEN": access_token},
-                ),
+                *measure_oauth(server.url, credentials, access_token, ""),
                 wrk("GET /.well-known/jwks.json", f"{server.url}/.well-known/jwks.json"),
                 wrk("GET /healthz", f"{server.url}/healthz"),
             ]
             chart_points = sweep(token_url, credentials) if DRAW_CHART else None
+            print("memory: soak run", flush=True)
+            memory = soak(server, token_url, credentials)
+            print("scale: bulk insert, then token and introspection again", flush=True)
+            scale = at_scale(server, credentials, access_token)
         peer = measure_peer() if PEER else None
     print("measuring RS256 signing rate", flush=True)
     signing = signing_rate()
     by_label = {r.label: r for r in results}
     shown = [*results, peer] if peer else results
     ratio_lines = ratios(by_label, signing, peer)
+    sections = [*scale_lines(scale, by_label), "", *memory_lines(memory)]
     charted = draw_chart(chart_points) if chart_points else False
     print()
     print("\n".join(table(shown)))
-    for r in shown:
+    for r in [*shown, *scale.results, memory.result]:
         if r.socket_errors:
             print(f"  {r.label}: socket errors {r.socket_errors}")
     print()
@@ -432,7 +767,9 @@ def bench() -> None:
     if chart_points:
         print()
         print("\n".join(table(chart_points)))
-    write_report(shown, ratio_lines, signing, chart_points, charted)
+    print()
+    print("\n".join(sections))
+    write_report(shown, ratio_lines, signing, chart_points, charted, sections)
     print(f"\nwrote {REPORT.relative_to(ROOT)}" + (f" and {CHART.name}" if charted else ""))
 
 

@@ -1,32 +1,24 @@
-"""Flask blueprints and the per-app objects they share."""
+"""The HTTP app: the OAuth endpoints, Flask blueprints for the rest, and what wraps them all."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from authserver.config import Settings
-from authserver.http import (
-    access_log,
-    discovery,
-    errors,
-    health,
-    metrics,
-    oauth,
-    openapi,
-    request_ids,
-    security_headers,
-)
+from authserver.http import discovery, errors, health, metrics, openapi
+from authserver.http.envelope import Envelope
+from authserver.http.oauth import OAuthEndpoints
 from authserver.http.runtime import Runtime
+from authserver.http.security_headers import security_headers
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    Runtime.attach(app, settings)
+    runtime = Runtime.attach(app, settings)
     errors.init_app(app)
-    request_ids.init_app(app)
-    access_log.init_app(app)
-    security_headers.init_app(app, settings)
+    app.wsgi_app = Envelope(  # type: ignore[method-assign]
+        OAuthEndpoints(app, runtime, app.wsgi_app), security_headers(settings)
+    )
     for blueprint in (
-        oauth.blueprint,
         discovery.blueprint,
         health.blueprint,
         metrics.blueprint,

@@ -9,33 +9,29 @@ import json
 import logging
 import time
 
-from flask import Flask, Response, g, request
-
-from authserver.http.request_ids import current_request_id
-
 logger = logging.getLogger("authserver.access")
 
-
-def init_app(app: Flask) -> None:
-    app.before_request(_start_clock)
-    app.after_request(_log)
+MAX_PATH_LENGTH = 200
 
 
-def _start_clock() -> None:
-    g.started = time.perf_counter()
-
-
-def _log(response: Response) -> Response:
-    if logger.isEnabledFor(logging.INFO):
-        started = g.get("started")
-        record = {
-            "event": "http.request",
-            "request_id": current_request_id(),
-            "method": request.method,
-            "path": request.path[:200],
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "remote_addr": request.remote_addr,
-        }
-        logger.info(json.dumps(record, separators=(",", ":")))
-    return response
+def log_request(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    started: float,
+    remote_addr: str | None,
+) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    record = {
+        "event": "http.request",
+        "request_id": request_id,
+        "method": method,
+        "path": path[:MAX_PATH_LENGTH],
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "remote_addr": remote_addr,
+    }
+    logger.info(json.dumps(record, separators=(",", ":")))

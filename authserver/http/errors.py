@@ -1,16 +1,19 @@
-"""Every failure becomes JSON: no HTML error page, no traceback, no 5xx for bad input."""
+"""Every failure becomes JSON: no HTML error page, no traceback, no 5xx for bad input.
+
+The responses are plain functions so that the Flask routes (through the handlers registered
+here) and the OAuth endpoints (which run outside Flask) answer failures identically.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from authserver.extensions import db
-from authserver.http.oauth import OAUTH_PATHS
 from authserver.http.responses import error_response
 
 log = logging.getLogger(__name__)
@@ -18,30 +21,21 @@ log = logging.getLogger(__name__)
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(SQLAlchemyError, _database_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    app.register_error_handler(SQLAlchemyError, database_unavailable)
+    app.register_error_handler(Exception, unexpected_error)
 
 
-def _http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    if isinstance(exc, MethodNotAllowed):
-        allowed = "POST" if request.path in OAUTH_PATHS else ", ".join(exc.valid_methods or ())
-        return error_response(
-            405,
-            "invalid_request",
-            f"This endpoint accepts {allowed} only.",
-            [("Allow", allowed)],
-        )
-    if isinstance(exc, RequestEntityTooLarge):
-        return error_response(413, "invalid_request", "The request body is larger than 64 KiB.")
-    if status == 404:
-        return error_response(404, "not_found", "There is no endpoint at this path.")
-    if status < 500:
-        return error_response(status, "invalid_request", "The request is malformed.")
-    return _unexpected_error(exc)
+def method_not_allowed(allowed: str) -> Response:
+    return error_response(
+        405, "invalid_request", f"This endpoint accepts {allowed} only.", [("Allow", allowed)]
+    )
 
 
-def _database_error(exc: SQLAlchemyError) -> Response:
+def body_too_large() -> Response:
+    return error_response(413, "invalid_request", "The request body is larger than 64 KiB.")
+
+
+def database_unavailable(exc: SQLAlchemyError) -> Response:
     """The database is down or restarting: tell clients to retry rather than fail hard."""
     with contextlib.suppress(SQLAlchemyError):
         db.session.rollback()
@@ -51,6 +45,19 @@ def _database_error(exc: SQLAlchemyError) -> Response:
     )
 
 
-def _unexpected_error(exc: Exception) -> Response:
+def unexpected_error(exc: Exception) -> Response:
     log.exception("unhandled error")
     return error_response(500, "server_error", "The server failed to handle the request.")
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if isinstance(exc, MethodNotAllowed):
+        return method_not_allowed(", ".join(exc.valid_methods or ()))
+    if isinstance(exc, RequestEntityTooLarge):
+        return body_too_large()
+    if status == 404:
+        return error_response(404, "not_found", "There is no endpoint at this path.")
+    if status < 500:
+        return error_response(status, "invalid_request", "The request is malformed.")
+    return unexpected_error(exc)

@@ -11,7 +11,7 @@ import re
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from flask import Request
+from werkzeug.wrappers import Request
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
 REPEATABLE = frozenset({"resource"})

@@ -1,14 +1,31 @@
-"""The OAuth endpoints (token, introspection, revocation): parse the HTTP request, hand it to
-the OAuth server, send its answer."""
+"""The OAuth endpoints (token, introspection, revocation) as a plain WSGI app.
+
+They are the hot path, so they skip Flask's request machinery (routing, request context,
+hooks), which the profile showed costing as much again as the rest of a token request
+besides signing (docs/performance.md). What they still need of Flask is its application
+context, for the database session; werkzeug parses the request as it does for Flask.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from flask import Blueprint, Response, request
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
 
+from authserver import MAX_BODY_BYTES
 from authserver.http import metrics
+from authserver.http.errors import (
+    body_too_large,
+    database_unavailable,
+    method_not_allowed,
+    unexpected_error,
+)
 from authserver.http.forms import parse_form
 from authserver.http.responses import json_response
 from authserver.http.runtime import Runtime
@@ -21,56 +38,79 @@ from authserver.oauth.server import (
 )
 from authserver.oauth.server import Response as OAuthResponse
 
-blueprint = Blueprint("oauth", __name__)
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 ENDPOINT_PATHS = {
     "/oauth2/token": TOKEN_ENDPOINT,
     "/oauth2/introspect": INTROSPECTION_ENDPOINT,
     "/oauth2/revoke": REVOCATION_ENDPOINT,
 }
-#: Endpoints that only accept POST; the error handlers answer other methods with 405.
-OAUTH_PATHS = frozenset(ENDPOINT_PATHS)
 
 
-def _handle() -> Response:
-    started = time.perf_counter()
-    endpoint = ENDPOINT_PATHS[request.path]
-    status, body, headers = _answer(Runtime.current(), endpoint)
-    metrics.observe(endpoint, status, body, started)
-    return json_response(status, body, headers)
+class OAuthRequest(Request):
+    max_content_length = MAX_BODY_BYTES
 
 
-def _answer(runtime: Runtime, endpoint: str) -> OAuthResponse:
-    if runtime.failure_limiter is not None:
-        retry_after = runtime.failure_limiter.address_retry_after(request.remote_addr or "unknown")
-        if retry_after is not None:
-            return runtime.oauth.handle_error_response(None, TooManyRequestsError(retry_after))
-    try:
-        form_request = FormRequest(
-            endpoint_uri=f"{runtime.settings.issuer}{request.path}",
-            form=parse_form(request),
-            authorization_scheme=_authorization_scheme(),
-            basic=_basic_credentials(),
-        )
-    except OAuth2Error as error:
-        return runtime.oauth.handle_error_response(None, error)
-    return runtime.oauth.handle(endpoint, form_request)
+class OAuthEndpoints:
+    """Answers the OAuth paths itself and hands every other request to ``fallback`` (Flask)."""
+
+    def __init__(self, app: Flask, runtime: Runtime, fallback: WSGIApplication) -> None:
+        self._app = app
+        self._runtime = runtime
+        self._fallback = fallback
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        endpoint = ENDPOINT_PATHS.get(environ.get("PATH_INFO", ""))
+        if endpoint is None:
+            return self._fallback(environ, start_response)
+        return self._respond(endpoint, OAuthRequest(environ))(environ, start_response)
+
+    def _respond(self, endpoint: str, request: Request) -> Response:
+        if request.method != "POST":
+            return method_not_allowed("POST")
+        started = time.perf_counter()
+        try:
+            with self._app.app_context():
+                status, body, headers = self._answer(endpoint, request)
+        except RequestEntityTooLarge:
+            return body_too_large()
+        except SQLAlchemyError as exc:
+            with self._app.app_context():
+                return database_unavailable(exc)
+        except Exception as exc:  # noqa: BLE001 (any failure must still be a JSON answer)
+            return unexpected_error(exc)
+        metrics.observe(endpoint, status, body, started)
+        return json_response(status, body, headers)
+
+    def _answer(self, endpoint: str, request: Request) -> OAuthResponse:
+        runtime = self._runtime
+        address = request.remote_addr or "unknown"
+        if runtime.failure_limiter is not None:
+            retry_after = runtime.failure_limiter.address_retry_after(address)
+            if retry_after is not None:
+                return runtime.oauth.handle_error_response(None, TooManyRequestsError(retry_after))
+        try:
+            form_request = FormRequest(
+                endpoint_uri=f"{runtime.settings.issuer}{request.path}",
+                form=parse_form(request),
+                authorization_scheme=_authorization_scheme(request),
+                basic=_basic_credentials(request),
+                remote_addr=address,
+            )
+        except OAuth2Error as error:
+            return runtime.oauth.handle_error_response(None, error)
+        return runtime.oauth.handle(endpoint, form_request)
 
 
-for _path in ENDPOINT_PATHS:
-    blueprint.add_url_rule(
-        _path, view_func=_handle, endpoint=_path, methods=["POST"], provide_automatic_options=False
-    )
-
-
-def _authorization_scheme() -> str | None:
+def _authorization_scheme(request: Request) -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
     return header.split(" ", 1)[0].lower()
 
 
-def _basic_credentials() -> tuple[str, str] | None:
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
     auth = request.authorization
     if auth is None or auth.type != "basic" or auth.username is None or auth.password is None:
         return None

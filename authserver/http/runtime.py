@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.audit import audit_event
@@ -116,10 +116,10 @@ class DatabaseBackend:
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())
 
-    def record_authentication_failure(self, client_id: str) -> int | None:
+    def record_authentication_failure(self, client_id: str, address: str) -> int | None:
         if self.failure_limiter is None:
             return None
-        return self.failure_limiter.record_failure(client_id, request.remote_addr or "unknown")
+        return self.failure_limiter.record_failure(client_id, address)
 
     def client_is_active(self, client_id: str) -> bool:
         found = self.registrations.get(client_id)

@@ -21,9 +21,9 @@ class Backend(Protocol):
     def published_keys(self) -> Sequence[SigningKey]:
         """Keys whose signatures still count (next, active, retired within its window)."""
 
-    def record_authentication_failure(self, client_id: str) -> int | None:
-        """Count a failed authentication; seconds to wait when the client id is over its
-        limit (the answer becomes 429), else None."""
+    def record_authentication_failure(self, client_id: str, address: str) -> int | None:
+        """Count a failed authentication from ``address``; seconds to wait when the client id
+        is over its limit (the answer becomes 429), else None."""
 
     def client_is_active(self, client_id: str) -> bool:
         """Registered and enabled."""

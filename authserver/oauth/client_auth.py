@@ -68,7 +68,7 @@ def _verified(
         backend.record(
             "client.authentication", outcome="failure", client_id=client_id, method=method
         )
-        retry_after = backend.record_authentication_failure(client_id)
+        retry_after = backend.record_authentication_failure(client_id, request.source.remote_addr)
         if retry_after is not None:
             raise TooManyRequestsError(retry_after)
         raise InvalidClientError(

@@ -17,7 +17,8 @@ class FormRequest:
     ``form`` holds every value of every parameter, so duplicates can be judged here.
     ``basic`` is the (id, secret) pair of an ``Authorization: Basic`` header still in its
     form-urlencoded shape; ``authorization_scheme`` is set whenever that header is present,
-    even when it could not be decoded.
+    even when it could not be decoded. ``remote_addr`` is the client's address (for the
+    failed-authentication limits).
     """
 
     endpoint_uri: str
@@ -25,6 +26,7 @@ class FormRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     authorization_scheme: str | None = None
     basic: tuple[str, str] | None = None
+    remote_addr: str = "unknown"
 
 
 class FormPayload(OAuth2Payload):
