@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from authserver import create_app
+from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.services import clients as registry

@@ -18,7 +18,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from authserver import create_app
+from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.schema import upgrade_schema

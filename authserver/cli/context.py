@@ -12,7 +12,7 @@ import click
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver import create_app
+from authserver.app import create_app
 from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from authserver import create_app
+from authserver.app import create_app
 from authserver.cli.context import current_settings
 from authserver.schema import upgrade_schema
 

@@ -12,7 +12,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server import Server
 
-from authserver import create_app
+from authserver.app import create_app
 from authserver.maintenance import Maintenance
 
 #: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
