@@ -1,0 +1,112 @@
+"""The token endpoint touches the database at most once per client per cache period and never
+writes: every SQL statement the app's engine runs is recorded while requests are served."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import event
+
+from authserver.extensions import db
+from tests.conftest import LiveServer
+from tests.support.oauth import CreateClient, issue_token
+
+GRANT = {"grant_type": "client_credentials", "scope": "api"}
+WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+@pytest.fixture
+def database_url(migrated_sqlite_url: str) -> str:
+    return migrated_sqlite_url
+
+
+class StatementLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.statements: list[str] = []
+
+    def record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        with self._lock:
+            self.statements.append(statement)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.statements.clear()
+
+    def writes(self) -> list[str]:
+        return [s for s in self.statements if WRITES.match(s)]
+
+    def touching(self, table: str) -> list[str]:
+        return [s for s in self.statements if re.search(rf"\b{table}\b", s)]
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[StatementLog]:
+    log = StatementLog()
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", log.record)
+    yield log
+    event.remove(engine, "before_cursor_execute", log.record)
+
+
+def test_twenty_token_requests_of_one_client_read_the_database_at_most_once_and_write_nothing(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: CreateClient,
+    statements: StatementLog,
+) -> None:
+    client = create_client()
+    statements.clear()
+    for _ in range(20):
+        response = http.post(
+            live_server.token_url,
+            data=GRANT,
+            auth=(client.client_id, client.client_secret),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+
+    assert statements.writes() == []
+    # One registration load (a cache period is 1 s; the requests may straddle one boundary).
+    assert 1 <= len(statements.touching("clients")) <= 2, statements.statements
+
+
+def test_unknown_client_ids_are_remembered_too(
+    http: requests.Session, live_server: LiveServer, statements: StatementLog
+) -> None:
+    statements.clear()
+    for _ in range(10):
+        response = http.post(
+            live_server.token_url, data=GRANT, auth=("cli_nobody", "ascs_wrong"), timeout=10
+        )
+        assert response.status_code == 401
+    assert statements.writes() == []
+    assert 1 <= len(statements.touching("clients")) <= 2, statements.statements
+
+
+def test_introspection_reads_the_deny_list_and_writes_nothing(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: CreateClient,
+    statements: StatementLog,
+) -> None:
+    client = create_client()
+    token = issue_token(http, live_server, client)
+    statements.clear()
+    for _ in range(5):
+        response = http.post(
+            f"{live_server.url}/oauth2/introspect",
+            data={"token": token},
+            auth=(client.client_id, client.client_secret),
+            timeout=10,
+        )
+        assert response.json()["active"] is True
+    assert statements.writes() == []
+    assert len(statements.touching("revoked_tokens")) == 5
