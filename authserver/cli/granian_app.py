@@ -7,6 +7,10 @@ worker process builds its own app (and its maintenance thread) after the fork.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 from flask import Flask
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
@@ -35,11 +39,41 @@ _LOGS_ON_STDERR = {
 }
 
 
+#: What stops a worker: the master's SIGTERM, and Ctrl-C's SIGINT sent to the process group.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def load_worker_app() -> Flask:
     """Runs in each worker: the app, and the background work that belongs to this process."""
+    _relay_stop_signals_from_one_thread()
     app = create_app()
     Maintenance(app).start()
     return app
+
+
+def _relay_stop_signals_from_one_thread() -> None:
+    """Make every stop signal reach the worker's handler, whichever thread it lands on.
+
+    A signal sent to a process may be delivered to any thread that does not block it. The
+    worker's main thread waits on a lock, so if the kernel picks one of granian's Rust threads
+    (or ours), the Python handler only runs when something wakes the main thread: nothing
+    does, and the master kills the worker after its timeout (a 5 s Ctrl-C about one time in
+    five). So the signals are blocked in this thread before any other is created (threads
+    inherit the mask), and one daemon thread takes them with ``sigwait`` and calls the handler
+    installed for them, the way POSIX recommends for threaded programs.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def relay() -> None:
+        while True:
+            received = signal.sigwait(STOP_SIGNALS)
+            handler = signal.getsignal(received)
+            if callable(handler):
+                handler(received, None)
+            elif handler != signal.SIG_IGN:  # no handler yet: what the default would do
+                os._exit(128 + received)
+
+    threading.Thread(target=relay, name="authserver-signals", daemon=True).start()
 
 
 def serve(host: str, port: int, workers: int) -> None:
