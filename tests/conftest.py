@@ -4,7 +4,6 @@ disk, and the app served over real HTTP on a loopback port."""
 from __future__ import annotations
 
 import shutil
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from authserver.app import create_app
 from authserver.config import Settings
@@ -23,6 +21,7 @@ from authserver.schema import upgrade_schema
 from authserver.security.keys import KeyStore
 from authserver.services import clients as registry
 from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.wsgi import serving
 
 ISSUER = "https://auth.example.test"
 
@@ -150,14 +149,8 @@ class LiveServer:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The app behind a real threaded HTTP server on a free loopback port."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serving(app) as url:
+        yield LiveServer(url)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from authserver.client import (
@@ -34,6 +33,7 @@ from authserver.client import (
 from tests.support.cli import ok_json, run_authserver
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.wsgi import serving
 
 API_AUDIENCE = "https://api.example.test"
 OTHER_AUDIENCE = "https://other.example.test"
@@ -156,16 +156,9 @@ class ProtectedAPI:
 @pytest.fixture(scope="module")
 def _api_server() -> Iterator[ProtectedAPI]:
     api = ProtectedAPI("")
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, api.app, threaded=True)
-    api.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(api.app) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.wsgi import serving
 
 SERVICE = Path(__file__).resolve().parent.parent / "examples" / "python-service" / "service.py"
 
@@ -71,16 +70,9 @@ def api(auth: ServedAuthServer) -> Iterator[IntrospectingAPI]:
     api = IntrospectingAPI(
         f"{auth.issuer}/oauth2/introspect", own["client_id"], own["client_secret"]
     )
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, api.app, threaded=True)
-    api.url = f"http://127.0.0.1:{server.server_port}/things"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(api.app) as url:
+        api.url = f"{url}/things"
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def run_service(**env: str) -> subprocess.CompletedProcess[str]:

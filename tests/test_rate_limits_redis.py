@@ -7,7 +7,6 @@ as two instances of the server behind a load balancer would.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from authserver.app import create_app
 from authserver.config import Settings
@@ -26,6 +24,7 @@ from authserver.services import clients as registry
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.postgres import free_port
 from tests.support.redis import RedisServer
+from tests.support.wsgi import serving
 from tests.test_rate_limits import assert_too_many_requests, post
 
 
@@ -66,16 +65,7 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 def serve(app: Flask, stack: ExitStack) -> LiveServer:
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-
-    def shut_down() -> None:
-        server.shutdown()
-        thread.join(timeout=5)
-
-    stack.callback(shut_down)
-    return LiveServer(f"http://127.0.0.1:{server.server_port}")
+    return LiveServer(stack.enter_context(serving(app)))
 
 
 @pytest.fixture

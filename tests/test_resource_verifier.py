@@ -14,7 +14,6 @@ import json
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,7 +28,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from authserver.resource import (
@@ -42,6 +40,7 @@ from authserver.resource.flask import require_scope
 from tests.support.cli import ok_json, run_authserver
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.wsgi import serving
 
 API = "https://tasks.example.test"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -594,15 +593,13 @@ class LocalIssuer:
     """Metadata and a JWKS served by a real werkzeug server, with knobs."""
 
     def __init__(self) -> None:
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.issuer = self.url
+        self.url = ""  # set once it is served
+        self.issuer = ""
         self.jwks: list[dict[str, Any]] = []
         self.cache_control: str | None = "max-age=300"
         self.etag: str | None = None
         self.jwks_status = 200
         self.hits: Counter[str] = Counter()
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def publish(self, *keys: Key) -> None:
         self.jwks = [{**key.as_dict(private=False), "use": "sig"} for key in keys]
@@ -639,11 +636,9 @@ class LocalIssuer:
 @pytest.fixture
 def local() -> Iterator[LocalIssuer]:
     issuer = LocalIssuer()
-    issuer.thread.start()
-    yield issuer
-    issuer.server.shutdown()
-    issuer.thread.join(timeout=5)
-    issuer.server.server_close()
+    with serving(issuer.app) as url:
+        issuer.url = issuer.issuer = url
+        yield issuer
 
 
 @pytest.fixture(scope="module")
@@ -822,13 +817,8 @@ def flask_api(auth: ServedAuthServer) -> Iterator[str]:
     def unavailable() -> Any:
         return jsonify(reached=True)
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
+    with serving(app) as url:
+        yield url
     verifier.close()
     down.close()
 
