@@ -26,7 +26,8 @@ How: ``make bench`` (``python -m tests.bench``)
 Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (default 16),
 ``BENCH_SOAK`` (seconds of the memory run, default 60);
 ``BENCH_PEER=oidc-provider`` also installs, starts and measures the peer in
-``../shared/peers/oidc-provider`` in the same run; ``BENCH_CHART=1`` also measures the token
+``../shared/peers/oidc-provider`` in the same run, once like our endpoints and then head to
+head: both servers up, 3 alternating 5 s rounds of each, with the median per-round ratio; ``BENCH_CHART=1`` also measures the token
 endpoint at 1, 4, 16 and 64 connections and draws ``docs/performance.png`` (needs matplotlib).
 The server and the peer are always stopped, and every wait is bounded.
 """
@@ -81,6 +82,8 @@ SCALE_REVOKED = 1_000_000
 REVOKED_LIFETIME = timedelta(days=1)
 SQLITE_BUSY_SECONDS = 60
 HAND_WRITTEN_MARKER = "<!-- hand-written below: make bench keeps this part -->"
+HEAD_TO_HEAD_ROUNDS = 3
+HEAD_TO_HEAD_SECONDS = 5
 CHART_CONNECTIONS = (1, 4, 16, 64)
 CHART_DURATION = 5
 WARMUP_SECONDS = 1
@@ -163,6 +166,12 @@ class Scale:
     inserted_revoked: int
     insert_seconds: float
     results: tuple[Result, ...]
+
+
+@dataclass(frozen=True)
+class Round:
+    ours: Result
+    theirs: Result
 
 
 @dataclass(frozen=True)
@@ -519,27 +528,80 @@ def run_peer_script(name: str, env: dict[str, str] | None = None, timeout: int =
         raise BenchError(f"{name} exit {completed.returncode}: {detail[-1] if detail else ''}")
 
 
-def measure_peer() -> Result | None:
-    """Install, start, measure and stop the peer; None (after one line saying why) if it fails."""
+@contextmanager
+def peer_running() -> Iterator[str | None]:
+    """Install and start the peer; yields its token URL, or None (after one line saying why)
+    when it cannot be run. It is stopped on exit."""
     print(f"peer {PEER}: installing and starting", flush=True)
     try:
         run_peer_script("install.sh", timeout=PEER_INSTALL_TIMEOUT_SECONDS)
         port = free_port()
-        try:
-            run_peer_script("start.sh", {"PORT": str(port)}, PEER_SCRIPT_TIMEOUT_SECONDS)
-            url = f"http://127.0.0.1:{port}/token"
-            first_token(url, *PEER_CLIENT)
-            return wrk(
-                f"{PEER} token",
-                url,
-                script=TOKEN_LUA,
-                env={"BASIC": basic(*PEER_CLIENT)},
-            )
-        finally:
-            run_peer_script("stop.sh", timeout=PEER_SCRIPT_TIMEOUT_SECONDS)
-    except (BenchError, OSError, subprocess.TimeoutExpired, requests.RequestException) as error:
+        run_peer_script("start.sh", {"PORT": str(port)}, PEER_SCRIPT_TIMEOUT_SECONDS)
+    except (BenchError, OSError, subprocess.TimeoutExpired) as error:
         print(f"peer {PEER} skipped: {error}", flush=True)
-        return None
+        yield None
+        return
+    try:
+        url = f"http://127.0.0.1:{port}/token"
+        first_token(url, *PEER_CLIENT)
+        yield url
+    except (BenchError, requests.RequestException) as error:
+        print(f"peer {PEER} skipped: {error}", flush=True)
+        yield None
+    finally:
+        run_peer_script("stop.sh", timeout=PEER_SCRIPT_TIMEOUT_SECONDS)
+
+
+def measure_peer(url: str) -> Result:
+    return wrk(f"{PEER} token", url, script=TOKEN_LUA, env={"BASIC": basic(*PEER_CLIENT)})
+
+
+def head_to_head(token_url: str, credentials: dict[str, str], peer_url: str) -> list[Round]:
+    """Ours and the peer's token endpoint in alternating short runs, both servers up.
+
+    Runs minutes apart on this shared machine differ by ±15 % on their own; alternating
+    rounds expose both servers to the same drift, so their per-round ratio is the fair one.
+    """
+    rounds: list[Round] = []
+    for number in range(1, HEAD_TO_HEAD_ROUNDS + 1):
+        ours = wrk(
+            f"token round {number}",
+            token_url,
+            script=TOKEN_LUA,
+            env=credentials,
+            duration=HEAD_TO_HEAD_SECONDS,
+        )
+        theirs = wrk(
+            f"{PEER} round {number}",
+            peer_url,
+            script=TOKEN_LUA,
+            env={"BASIC": basic(*PEER_CLIENT)},
+            duration=HEAD_TO_HEAD_SECONDS,
+        )
+        rounds.append(Round(ours, theirs))
+    return rounds
+
+
+def head_to_head_lines(rounds: list[Round]) -> list[str]:
+    ratios = sorted(r.ours.rps / r.theirs.rps for r in rounds if r.theirs.rps)
+    lines = [
+        f"Head to head: our token endpoint and {PEER}'s, both running, in {len(rounds)}"
+        f" alternating rounds of {HEAD_TO_HEAD_SECONDS} s (each after a {WARMUP_SECONDS} s"
+        " warm-up):",
+        "",
+        f"| round | ours req/s | ours p99 (ms) | {PEER} req/s | {PEER} p99 (ms) | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for number, r in enumerate(rounds, 1):
+        lines.append(
+            f"| {number} | {r.ours.rps:,.0f} | {r.ours.p99_ms:.2f} | {r.theirs.rps:,.0f} |"
+            f" {r.theirs.p99_ms:.2f} | {ratio(r.ours.rps, r.theirs.rps)} |"
+        )
+    if ratios:
+        median = ratios[len(ratios) // 2]
+        verdict = f"median of the rounds: {median:.2f}× (target ≥ 1.00×)"
+        lines += ["", f"- token / {PEER} token, {verdict}"]
+    return lines
 
 
 def sweep(url: str, env: dict[str, str]) -> list[Result]:
@@ -743,18 +805,25 @@ def bench() -> None:
                 wrk("GET /.well-known/jwks.json", f"{server.url}/.well-known/jwks.json"),
                 wrk("GET /healthz", f"{server.url}/healthz"),
             ]
+            peer, rounds = None, []
+            if PEER:
+                with peer_running() as peer_url:
+                    if peer_url:
+                        peer = measure_peer(peer_url)
+                        rounds = head_to_head(token_url, credentials, peer_url)
             chart_points = sweep(token_url, credentials) if DRAW_CHART else None
             print("memory: soak run", flush=True)
             memory = soak(server, token_url, credentials)
             print("scale: bulk insert, then token and introspection again", flush=True)
             scale = at_scale(server, credentials, access_token)
-        peer = measure_peer() if PEER else None
     print("measuring RS256 signing rate", flush=True)
     signing = signing_rate()
     by_label = {r.label: r for r in results}
     shown = [*results, peer] if peer else results
     ratio_lines = ratios(by_label, signing, peer)
     sections = [*scale_lines(scale, by_label), "", *memory_lines(memory)]
+    if rounds:
+        sections = [*head_to_head_lines(rounds), "", *sections]
     charted = draw_chart(chart_points) if chart_points else False
     print()
     print("\n".join(table(shown)))
