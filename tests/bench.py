@@ -27,8 +27,9 @@ Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (de
 ``BENCH_SOAK`` (seconds of the memory run, default 60);
 ``BENCH_PEER=oidc-provider`` also installs, starts and measures the peer in
 ``../shared/peers/oidc-provider`` in the same run, once like our endpoints and then head to
-head: both servers up, 3 alternating 5 s rounds of each, with the median per-round ratio; ``BENCH_CHART=1`` also measures the token
-endpoint at 1, 4, 16 and 64 connections and draws ``docs/performance.png`` (needs matplotlib).
+head: both servers up, 3 alternating 5 s rounds of each, with the median per-round ratio;
+``BENCH_CHART=1`` also measures the token endpoint at 1, 4, 16 and 64 connections and draws
+``docs/performance.png`` (needs matplotlib).
 The server and the peer are always stopped, and every wait is bounded.
 """
 
