@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from authserver.errors import ConfigError
+from authserver.wellknown import JWKS_PATH
 
 T = TypeVar("T", int, None)
 
@@ -63,7 +64,7 @@ class Settings:
 
     @property
     def jwks_uri(self) -> str:
-        return f"{self.issuer}/.well-known/jwks.json"
+        return f"{self.issuer}{JWKS_PATH}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from authserver.client.errors import TokenError, json_object, network_errors, unexpected_answer
+from authserver.wellknown import METADATA_PATH
 
 #: Seconds before expiry at which a cached token is replaced: long enough for a request that
 #: starts with the token to reach the API (and be verified) before the token expires.
@@ -24,7 +25,6 @@ DEFAULT_REFRESH_MARGIN = 180.0
 #: Used for the httpx client this module creates: a token request is small and quick, and a
 #: hung authorization server must not hang every caller waiting for a token.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from flask import Blueprint, Response, request
 from authserver.config import Settings
 from authserver.http.runtime import Runtime
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
+from authserver.wellknown import JWKS_PATH, METADATA_PATH
 
 blueprint = Blueprint("discovery", __name__)
 
 
-@blueprint.route("/.well-known/jwks.json", methods=["GET"])
+@blueprint.route(JWKS_PATH, methods=["GET"])
 @blueprint.route("/oauth2/jwks", methods=["GET"])
 def jwks() -> Response:
     runtime = Runtime.current()
@@ -32,7 +33,7 @@ def jwks() -> Response:
     return response
 
 
-@blueprint.route("/.well-known/oauth-authorization-server", methods=["GET"])
+@blueprint.route(METADATA_PATH, methods=["GET"])
 def metadata() -> Response:
     response = Response(_metadata_body(Runtime.current().settings), mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=3600"

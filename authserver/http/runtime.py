@@ -106,10 +106,9 @@ class DatabaseBackend:
 
     def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
         now = datetime.now(UTC)
-        found = self.registrations.get(client_id)
-        if not clients.credentials_match(found, secret, now, self.verify_secret):
+        found = clients.accepted(self.registrations.get(client_id), secret, now, self.verify_secret)
+        if found is None:
             return None
-        assert found is not None  # noqa: S101 (credentials_match is False for None)
         self.usage.record(client_id, now)
         return OAuthClient.from_registration(found)
 

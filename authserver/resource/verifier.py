@@ -20,6 +20,8 @@ from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
 
+from authserver.wellknown import METADATA_PATH
+
 logger = logging.getLogger(__name__)
 
 #: RFC 9068 §4: the ``typ`` header, compared case-insensitively, with or without the
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: RFC 9068 §2.2: claims every access token carries; a token without one is not ours.
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
 class InvalidToken(Exception):  # noqa: N818 - the RFC 6750 error name reads better here

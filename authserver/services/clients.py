@@ -283,13 +283,13 @@ def registration(session: Session, client_id: str) -> Registration | None:
     )
 
 
-def credentials_match(
+def accepted(
     found: Registration | None,
     secret: str,
     now: datetime,
     verify: Callable[[str, str | None], bool] = secrets.verify_secret,
-) -> bool:
-    """Whether ``found`` is enabled and ``secret`` is one of its live secrets.
+) -> Registration | None:
+    """``found`` if it is enabled and ``secret`` is one of its live secrets, else ``None``.
 
     Every path verifies at least one hash, so an unknown id, a disabled client and a wrong
     secret cannot be told apart by timing.
@@ -302,15 +302,14 @@ def credentials_match(
     matched = False
     for stored in live:
         matched = verify(secret, stored) or matched
-    return found is not None and found.enabled and matched
+    return found if found is not None and found.enabled and matched else None
 
 
 def authenticate(
     session: Session, client_id: str, secret: str, now: datetime
 ) -> Registration | None:
     """The enabled client whose live secret matches, or ``None``."""
-    found = registration(session, client_id)
-    return found if credentials_match(found, secret, now) else None
+    return accepted(registration(session, client_id), secret, now)
 
 
 def _expired(secret: ClientSecret, now: datetime) -> bool:
