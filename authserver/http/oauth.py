@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from authserver.app import MAX_BODY_BYTES
 from authserver.http import metrics
@@ -27,7 +27,7 @@ from authserver.http.errors import (
     unexpected_error,
 )
 from authserver.http.forms import parse_form
-from authserver.http.responses import json_response
+from authserver.http.responses import JSONAnswer
 from authserver.http.runtime import Runtime
 from authserver.oauth.errors import TooManyRequestsError
 from authserver.oauth.requests import FormRequest
@@ -66,7 +66,7 @@ class OAuthEndpoints:
             return self._fallback(environ, start_response)
         return self._respond(endpoint, OAuthRequest(environ))(environ, start_response)
 
-    def _respond(self, endpoint: str, request: Request) -> Response:
+    def _respond(self, endpoint: str, request: Request) -> WSGIApplication:
         if request.method != "POST":
             return method_not_allowed("POST")
         started = time.perf_counter()
@@ -81,7 +81,7 @@ class OAuthEndpoints:
         except Exception as exc:  # noqa: BLE001 (any failure must still be a JSON answer)
             return unexpected_error(exc)
         metrics.observe(endpoint, status, body, started)
-        return json_response(status, body, headers)
+        return JSONAnswer(status, body, headers)
 
     def _answer(self, endpoint: str, request: Request) -> OAuthResponse:
         runtime = self._runtime

@@ -4,24 +4,54 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response
+from werkzeug.http import HTTP_STATUS_CODES
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+JSON_MIMETYPE = "application/json"
 
 #: RFC 6749 §5.1/§5.2: token and error responses must never be cached.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
+class JSONAnswer:
+    """A JSON response as a bare WSGI application.
+
+    The OAuth endpoints answer with this rather than a werkzeug ``Response``: skipping
+    werkzeug's header and body-iterator machinery, and handing the server one body chunk,
+    saved about 6 % of the server's CPU per token request (docs/performance.md). It holds
+    exactly what the response sends, so ``json_response`` builds Flask's ``Response`` from it.
+    """
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(
+        self, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self.status = status
+        self.body = json.dumps(body, separators=(",", ":")).encode()
+        self.headers = [
+            ("Content-Type", JSON_MIMETYPE),
+            ("Content-Length", str(len(self.body))),
+            *((name, value) for name, value in headers if name.lower() != "content-type"),
+        ]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        reason = HTTP_STATUS_CODES.get(self.status, "Unknown").upper()
+        start_response(f"{self.status} {reason}", self.headers)
+        return [self.body]
+
+
 def json_response(
     status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()
 ) -> Response:
-    response = Response(
-        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
-    )
-    for name, value in headers:
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+    """The same answer for Flask routes and error handlers, which must return a ``Response``."""
+    answer = JSONAnswer(status, body, headers)
+    return Response(answer.body, status=status, headers=answer.headers)
 
 
 def error_response(
