@@ -8,6 +8,7 @@ process) the process's own registry is served.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -49,11 +50,16 @@ OAUTH_LATENCY = Histogram(
 
 
 def observe(endpoint: str, status: int, body: dict[str, Any], started: float) -> None:
-    OAUTH_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+    _latency(endpoint).observe(time.perf_counter() - started)
     if status == 200 and endpoint == TOKEN_ENDPOINT:
         TOKENS_ISSUED.inc()
     elif status >= 400:
         OAUTH_FAILURES.labels(endpoint, str(body.get("error", "unknown"))).inc()
+
+
+@functools.cache  # one child per endpoint: labels() takes a lock and builds a key per call
+def _latency(endpoint: str) -> Histogram:
+    return OAUTH_LATENCY.labels(endpoint)
 
 
 class SigningKeyCollector(Collector):

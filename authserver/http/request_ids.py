@@ -8,7 +8,7 @@ endpoints run outside Flask's request context (see ``authserver.http.oauth``).
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -19,7 +19,7 @@ _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 def assign(supplied: str) -> str:
     """Make the request id current for this request: the client's when sane, else a new one."""
-    request_id = supplied if _SANE.fullmatch(supplied) else uuid.uuid4().hex
+    request_id = supplied if _SANE.fullmatch(supplied) else secrets.token_hex(16)
     _current.set(request_id)
     return request_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class OAuthFormRequest(OAuth2Request):
         return self.payload.data
 
 
+@functools.lru_cache(maxsize=16)  # the three endpoint URIs, asked for on every request
 def _as_https(uri: str) -> str:
     parts = urlsplit(uri)
     return urlunsplit(("https", *parts[1:]))
