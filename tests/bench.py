@@ -27,7 +27,8 @@ Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (de
 ``BENCH_SOAK`` (seconds of the memory run, default 60);
 ``BENCH_PEER=oidc-provider`` also installs, starts and measures the peer in
 ``../shared/peers/oidc-provider`` in the same run, once like our endpoints and then head to
-head: both servers up, 3 alternating 5 s rounds of each, with the median per-round ratio;
+head: both servers up, 5 alternating 5 s rounds of each, with the median per-round ratios
+of throughput and of server CPU per token;
 ``BENCH_CHART=1`` also measures the token endpoint at 1, 4, 16 and 64 connections and draws
 ``docs/performance.png`` (needs matplotlib).
 The server and the peer are always stopped, and every wait is bounded.
@@ -50,6 +51,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 
 import pytest
 import requests
@@ -83,13 +85,14 @@ SCALE_REVOKED = 1_000_000
 REVOKED_LIFETIME = timedelta(days=1)
 SQLITE_BUSY_SECONDS = 60
 HAND_WRITTEN_MARKER = "<!-- hand-written below: make bench keeps this part -->"
-HEAD_TO_HEAD_ROUNDS = 3
+HEAD_TO_HEAD_ROUNDS = 5
 HEAD_TO_HEAD_SECONDS = 5
 CHART_CONNECTIONS = (1, 4, 16, 64)
 CHART_DURATION = 5
 WARMUP_SECONDS = 1
 SIGN_SECONDS = 2.0
 WRK_TIMEOUT = "10s"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 APT_TIMEOUT_SECONDS = 300
 PEER_INSTALL_TIMEOUT_SECONDS = 300
 PEER_SCRIPT_TIMEOUT_SECONDS = 60
@@ -170,9 +173,17 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Metered:
+    """A head-to-head run and the server CPU (all its processes) it took per request."""
+
+    result: Result
+    cpu_us_per_request: float
+
+
+@dataclass(frozen=True)
 class Round:
-    ours: Result
-    theirs: Result
+    ours: Metered
+    theirs: Metered
 
 
 @dataclass(frozen=True)
@@ -405,20 +416,33 @@ def serving(directory: Path) -> Iterator[tuple[Server, str, str]]:
         server.kill()
 
 
-def worker_pids(server_pid: int) -> list[int]:
-    """granian's workers: the server's direct children (``/proc/*/stat`` field 4 is the parent's
-    pid), found by scanning so it works without ``/proc/PID/task/*/children`` support."""
-    children = []
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process's pid and the ``/proc/PID/stat`` fields after its name (field 3 onwards)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended while scanning
-        if int(fields[1]) == server_pid:
-            children.append(int(stat.parent.name))
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """granian's workers: the server's direct children (field 4 is the parent's pid), found by
+    scanning so it works without ``/proc/PID/task/*/children`` support."""
+    children = sorted(pid for pid, fields in process_stats() if int(fields[1]) == server_pid)
     if not children:
         raise BenchError(f"no worker processes under the server (pid {server_pid})")
-    return sorted(children)
+    return children
+
+
+def cpu_seconds(server_pid: int) -> float:
+    """User and system CPU a server has used so far: its process and its direct children (our
+    granian workers, or node's cluster workers); fields 14 and 15 count clock ticks."""
+    ticks = sum(
+        int(fields[11]) + int(fields[12])
+        for pid, fields in process_stats()
+        if pid == server_pid or int(fields[1]) == server_pid
+    )
+    return ticks / CLOCK_TICKS
 
 
 def rss_kb(pid: int) -> int:
@@ -557,51 +581,72 @@ def measure_peer(url: str) -> Result:
     return wrk(f"{PEER} token", url, script=TOKEN_LUA, env={"BASIC": basic(*PEER_CLIENT)})
 
 
-def head_to_head(token_url: str, credentials: dict[str, str], peer_url: str) -> list[Round]:
+def peer_pid() -> int:
+    """The peer's server process, from the pid file its start.sh writes."""
+    try:
+        return int((PEERS_DIR / PEER / "server.pid").read_text())
+    except (OSError, ValueError) as error:
+        raise BenchError(f"no pid for {PEER}: {error}") from error
+
+
+def metered(label: str, url: str, env: dict[str, str], server_pid: int) -> Metered:
+    """A token run whose server CPU is counted too, warm-up excluded. CPU per request is the
+    steadier figure on a shared box: it does not depend on how much CPU the run was given."""
+    run_wrk(label, url, TOKEN_LUA, env, CONNECTIONS, WARMUP_SECONDS)
+    before = cpu_seconds(server_pid)
+    result = wrk(label, url, script=TOKEN_LUA, env=env, duration=HEAD_TO_HEAD_SECONDS, warmup=False)
+    served = result.rps * HEAD_TO_HEAD_SECONDS
+    used = cpu_seconds(server_pid) - before
+    return Metered(result, used / served * 1e6 if served else float("nan"))
+
+
+def head_to_head(
+    token_url: str, credentials: dict[str, str], server_pid: int, peer_url: str
+) -> list[Round]:
     """Ours and the peer's token endpoint in alternating short runs, both servers up.
 
     Runs minutes apart on this shared machine differ by ±15 % on their own; alternating
     rounds expose both servers to the same drift, so their per-round ratio is the fair one.
     """
-    rounds: list[Round] = []
-    for number in range(1, HEAD_TO_HEAD_ROUNDS + 1):
-        ours = wrk(
-            f"token round {number}",
-            token_url,
-            script=TOKEN_LUA,
-            env=credentials,
-            duration=HEAD_TO_HEAD_SECONDS,
+    peer = peer_pid()
+    peer_credentials = {"BASIC": basic(*PEER_CLIENT)}
+    return [
+        Round(
+            metered(f"token round {number}", token_url, credentials, server_pid),
+            metered(f"{PEER} round {number}", peer_url, peer_credentials, peer),
         )
-        theirs = wrk(
-            f"{PEER} round {number}",
-            peer_url,
-            script=TOKEN_LUA,
-            env={"BASIC": basic(*PEER_CLIENT)},
-            duration=HEAD_TO_HEAD_SECONDS,
-        )
-        rounds.append(Round(ours, theirs))
-    return rounds
+        for number in range(1, HEAD_TO_HEAD_ROUNDS + 1)
+    ]
 
 
 def head_to_head_lines(rounds: list[Round]) -> list[str]:
-    ratios = sorted(r.ours.rps / r.theirs.rps for r in rounds if r.theirs.rps)
     lines = [
         f"Head to head: our token endpoint and {PEER}'s, both running, in {len(rounds)}"
         f" alternating rounds of {HEAD_TO_HEAD_SECONDS} s (each after a {WARMUP_SECONDS} s"
-        " warm-up):",
+        " warm-up). CPU is what each server's processes used per token during its run"
+        " (user + system, from /proc):",
         "",
-        f"| round | ours req/s | ours p99 (ms) | {PEER} req/s | {PEER} p99 (ms) | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| round | ours req/s | ours p99 (ms) | ours CPU (µs/token) | {PEER} req/s"
+        f" | {PEER} p99 (ms) | {PEER} CPU (µs/token) | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for number, r in enumerate(rounds, 1):
+        ours, theirs = r.ours.result, r.theirs.result
         lines.append(
-            f"| {number} | {r.ours.rps:,.0f} | {r.ours.p99_ms:.2f} | {r.theirs.rps:,.0f} |"
-            f" {r.theirs.p99_ms:.2f} | {ratio(r.ours.rps, r.theirs.rps)} |"
+            f"| {number} | {ours.rps:,.0f} | {ours.p99_ms:.2f} | {r.ours.cpu_us_per_request:,.0f}"
+            f" | {theirs.rps:,.0f} | {theirs.p99_ms:.2f} | {r.theirs.cpu_us_per_request:,.0f}"
+            f" | {ratio(ours.rps, theirs.rps)} |"
         )
-    if ratios:
-        median = ratios[len(ratios) // 2]
-        verdict = f"median of the rounds: {median:.2f}× (target ≥ 1.00×)"
-        lines += ["", f"- token / {PEER} token, {verdict}"]
+    measured = [r for r in rounds if r.theirs.result.rps and r.theirs.cpu_us_per_request]
+    if measured:
+        throughput = median(r.ours.result.rps / r.theirs.result.rps for r in measured)
+        cpu = median(r.ours.cpu_us_per_request / r.theirs.cpu_us_per_request for r in measured)
+        lines += [
+            "",
+            f"- token / {PEER} token, median of the rounds: {throughput:.2f}× (target ≥ 1.00×)",
+            f"- server CPU per token, ours / {PEER}, median of the rounds: {cpu:.2f}×"
+            " (below 1: we spend less CPU per token)",
+        ]
     return lines
 
 
@@ -811,7 +856,7 @@ def bench() -> None:
                 with peer_running() as peer_url:
                     if peer_url:
                         peer = measure_peer(peer_url)
-                        rounds = head_to_head(token_url, credentials, peer_url)
+                        rounds = head_to_head(token_url, credentials, server.process.pid, peer_url)
             chart_points = sweep(token_url, credentials) if DRAW_CHART else None
             print("memory: soak run", flush=True)
             memory = soak(server, token_url, credentials)
