@@ -190,12 +190,28 @@ def test_new_key_file_is_published_within_two_seconds_with_a_new_etag(
     assert added.kid in {k["kid"] for k in revalidated.json()["keys"]}
 
 
-def test_jwks_rejects_post_with_405_json(http: requests.Session, live_server: LiveServer) -> None:
-    for path in JWKS_PATHS:
-        response = http.post(live_server.url + path, data={"a": "b"}, timeout=10)
-        assert response.status_code == 405
-        assert "GET" in response.headers["Allow"]
-        assert_json_error(response)
+@pytest.mark.parametrize("path", [*JWKS_PATHS, METADATA_PATH])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+def test_discovery_documents_refuse_other_methods_with_405_json(
+    http: requests.Session, live_server: LiveServer, path: str, method: str
+) -> None:
+    response = http.request(method, live_server.url + path, data={"a": "b"}, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert_json_error(response)
+
+
+@pytest.mark.parametrize("path", [*JWKS_PATHS, METADATA_PATH])
+def test_discovery_head_has_the_get_headers_and_no_body(
+    http: requests.Session, live_server: LiveServer, path: str
+) -> None:
+    full = http.get(live_server.url + path, timeout=10)
+    head = http.head(live_server.url + path, timeout=10)
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("Content-Type", "Content-Length", "Cache-Control"):
+        assert head.headers[name] == full.headers[name]
+    assert head.headers.get("ETag") == full.headers.get("ETag")
 
 
 # --- RFC 8414 metadata ----------------------------------------------------------------------
