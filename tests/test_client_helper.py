@@ -358,12 +358,19 @@ def test_threads_share_one_fetch(
 
 
 def test_threads_share_one_failure(
-    auth: ServedAuthServer, client: dict[str, Any], http: httpx.Client, recorder: Recorder
+    auth: ServedAuthServer, client: dict[str, Any], recorder: Recorder
 ) -> None:
-    source = ClientCredentials(
-        client["client_id"], "ascs_wrong", token_url=auth.token_url, http_client=http
-    )
-    errors = run_in_threads(8, source.token)
+    # A failure is not cached, so a thread that asked only after the quick 401 came back
+    # would rightly send its own request: a slow answer keeps every thread's call concurrent.
+    def slow_answer(request: httpx.Request) -> None:
+        time.sleep(0.5)
+
+    hooks = {"request": [recorder, slow_answer]}
+    with httpx.Client(timeout=10, event_hooks=hooks) as http:
+        source = ClientCredentials(
+            client["client_id"], "ascs_wrong", token_url=auth.token_url, http_client=http
+        )
+        errors = run_in_threads(8, source.token)
     assert recorder.posts() == 1
     assert all(isinstance(error, TokenError) for error in errors)
     assert {error.error for error in errors} == {"invalid_client"}

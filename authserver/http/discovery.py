@@ -19,7 +19,7 @@ from werkzeug.http import parse_etags, quote_etag
 
 from authserver.config import Settings
 from authserver.http.errors import method_not_allowed, unexpected_error
-from authserver.http.responses import JSON_MIMETYPE
+from authserver.http.responses import json_headers, status_line
 from authserver.http.runtime import Runtime
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
 from authserver.wellknown import JWKS_PATH, METADATA_PATH
@@ -70,17 +70,13 @@ class DiscoveryDocuments:
         ]
         if parse_etags(if_none_match).contains_weak(document.etag):
             # RFC 9110 §15.4.5: a 304 carries the ETag and Cache-Control a 200 would have.
-            return "304 NOT MODIFIED", cache_headers, b""
-        return "200 OK", [*_json_headers(document.body), *cache_headers], document.body
+            return status_line(304), cache_headers, b""
+        return status_line(200), [*json_headers(document.body), *cache_headers], document.body
 
     def _metadata(self) -> tuple[str, Headers, bytes]:
         body = _metadata_body(self._runtime.settings)
         cache_control = ("Cache-Control", f"public, max-age={METADATA_MAX_AGE_SECONDS}")
-        return "200 OK", [*_json_headers(body), cache_control], body
-
-
-def _json_headers(body: bytes) -> Headers:
-    return [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(body)))]
+        return status_line(200), [*json_headers(body), cache_control], body
 
 
 @cache

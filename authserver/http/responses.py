@@ -35,15 +35,23 @@ class JSONAnswer:
         self.status = status
         self.body = json.dumps(body, separators=(",", ":")).encode()
         self.headers = [
-            ("Content-Type", JSON_MIMETYPE),
-            ("Content-Length", str(len(self.body))),
+            *json_headers(self.body),
             *((name, value) for name, value in headers if name.lower() != "content-type"),
         ]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
-        reason = HTTP_STATUS_CODES.get(self.status, "Unknown").upper()
-        start_response(f"{self.status} {reason}", self.headers)
+        start_response(status_line(self.status), self.headers)
         return [self.body]
+
+
+def json_headers(body: bytes) -> list[tuple[str, str]]:
+    """The entity headers of a JSON body sent as ready bytes."""
+    return [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(body)))]
+
+
+def status_line(status: int) -> str:
+    """A WSGI status line, worded as werkzeug words it."""
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown').upper()}"
 
 
 def json_response(
