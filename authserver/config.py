@@ -27,6 +27,9 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/authserver.db"
 DEFAULT_ALG = "RS256"
 SUPPORTED_ALGS = ("RS256", "ES256", "EdDSA")
 RSA_SIZES = (2048, 3072, 4096)
+#: The longest access-token lifetime anyone may configure (a day): longer tokens cannot be
+#: taken back in practice, and larger numbers overflow date arithmetic on key retention.
+MAX_ACCESS_TOKEN_TTL = 86_400
 #: Read by prometheus_client: where the server's worker processes share their metrics.
 PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
