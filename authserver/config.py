@@ -32,6 +32,9 @@ RSA_SIZES = (2048, 3072, 4096)
 MAX_ACCESS_TOKEN_TTL = 86_400
 #: Read by prometheus_client: where the server's worker processes share their metrics.
 PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Set by ``authserver serve`` for its workers (not an operator setting): the file through
+#: which all workers of one instance share their failed-authentication counters.
+SHARED_COUNTERS_ENV = "AUTHSERVER_SHARED_COUNTERS_FILE"
 
 
 @dataclass(frozen=True)
