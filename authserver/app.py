@@ -11,10 +11,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authserver.config import Settings
 from authserver.errors import ConfigError
+from authserver.security import owner_only
 
 #: RFC 6749 requests are a handful of short parameters; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: What SQLite keeps beside the database file while it works (WAL, shared memory, rollback).
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def create_app(settings: Settings | None = None, *, with_http: bool = True) -> Flask:
@@ -51,19 +54,35 @@ def _database_uri(database_url: str) -> str:
     """Anchor a relative SQLite path at the current directory, as the contract says.
 
     Flask-SQLAlchemy would otherwise put it under the app's instance folder inside the
-    package. The folder is created so that a fresh checkout works without set-up.
+    package. The file is made ready here, so that a fresh checkout works without set-up.
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return database_url
     path = Path(url.database).absolute()
+    _prepare_sqlite_file(path)
+    return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (its folder 0700), or take others' access off it.
+
+    It holds the client secrets' hashes. SQLite itself would create it 0644, but it gives
+    the ``-wal``, ``-shm`` and ``-journal`` files it creates the database file's own mode,
+    so a private database file is enough for them; ones left by an earlier run are
+    tightened too.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        owner_only.create_folder(path.parent)
+        created = owner_only.create_file(path)
     except OSError as exc:
         raise ConfigError(
-            f"AUTHSERVER_DATABASE_URL: cannot create folder {path.parent}: {exc.strerror}"
+            f"AUTHSERVER_DATABASE_URL: cannot create {path}: {exc.strerror}"
         ) from None
-    return url.set(database=str(path)).render_as_string(hide_password=False)
+    if created:
+        return
+    for file in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
+        owner_only.tighten(file, "the database file")
 
 
 def _engine_options(database_url: str) -> dict[str, object]:

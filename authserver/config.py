@@ -30,6 +30,8 @@ RSA_SIZES = (2048, 3072, 4096)
 #: The longest access-token lifetime anyone may configure (a day): longer tokens cannot be
 #: taken back in practice, and larger numbers overflow date arithmetic on key retention.
 MAX_ACCESS_TOKEN_TTL = 86_400
+#: A passphrase file larger than this is the wrong file (``/dev/zero`` would never end).
+MAX_PASSPHRASE_FILE_BYTES = 4096
 #: Read by prometheus_client: where the server's worker processes share their metrics.
 PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Set by ``authserver serve`` for its workers (not an operator setting): the file through
@@ -90,8 +92,10 @@ class Settings:
             database_url=_database_url(env),
             issuer=issuer,
             keys_dir=Path(env.get("AUTHSERVER_KEYS_DIR") or "keys"),
-            key_passphrase=env.get("AUTHSERVER_KEY_PASSPHRASE") or None,
-            access_token_ttl=_positive_int(env, "AUTHSERVER_ACCESS_TOKEN_TTL", 1800),
+            key_passphrase=_key_passphrase(env),
+            access_token_ttl=_bounded_int(
+                env, "AUTHSERVER_ACCESS_TOKEN_TTL", 1800, MAX_ACCESS_TOKEN_TTL
+            ),
             default_audience=_url(env, "AUTHSERVER_DEFAULT_AUDIENCE", issuer),
             jwks_max_age=jwks_max_age,
             key_propagation_delay=propagation_delay,
@@ -117,6 +121,46 @@ def _database_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _key_passphrase(env: Mapping[str, str]) -> str | None:
+    """The passphrase from ``AUTHSERVER_KEY_PASSPHRASE`` or from the file named by
+    ``AUTHSERVER_KEY_PASSPHRASE_FILE``.
+
+    The file keeps the secret out of ``/proc/PID/environ``, which the process's user and
+    root can read, and out of every child process's environment. Messages never quote
+    the file's content, not even a byte of it.
+    """
+    inline = env.get("AUTHSERVER_KEY_PASSPHRASE") or None
+    file_name = env.get("AUTHSERVER_KEY_PASSPHRASE_FILE") or None
+    if file_name is None:
+        return inline
+    if inline is not None:
+        raise ConfigError(
+            "AUTHSERVER_KEY_PASSPHRASE_FILE and AUTHSERVER_KEY_PASSPHRASE are both set; "
+            "set only one"
+        )
+    try:
+        with open(file_name, "rb") as handle:
+            raw = handle.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"AUTHSERVER_KEY_PASSPHRASE_FILE: cannot read {file_name}: {exc.strerror}"
+        ) from None
+    if len(raw) > MAX_PASSPHRASE_FILE_BYTES:
+        raise ConfigError(
+            f"AUTHSERVER_KEY_PASSPHRASE_FILE: {file_name} is longer than "
+            f"{MAX_PASSPHRASE_FILE_BYTES} bytes"
+        )
+    try:
+        passphrase = raw.decode().removesuffix("\n")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"AUTHSERVER_KEY_PASSPHRASE_FILE: {file_name} is not UTF-8 text"
+        ) from None
+    if not passphrase:
+        raise ConfigError(f"AUTHSERVER_KEY_PASSPHRASE_FILE: {file_name} is empty")
+    return passphrase
+
+
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     scheme, sep, rest = value.partition("://")
@@ -135,6 +179,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: T) -> int | T:
         raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    value = _positive_int(env, name, default)
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

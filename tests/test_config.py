@@ -8,9 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from authserver.config import DEFAULT_DATABASE_URL, DEFAULT_ISSUER, Settings
+from authserver.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_ISSUER,
+    MAX_ACCESS_TOKEN_TTL,
+    MAX_PASSPHRASE_FILE_BYTES,
+    Settings,
+)
 from authserver.errors import ConfigError
-from tests.support.cli import assert_one_line_error, run_to_exit, sqlite_env
+from tests.support.cli import (
+    assert_one_line_error,
+    ok_json,
+    run_authserver,
+    run_to_exit,
+    sqlite_env,
+)
 from tests.support.postgres import free_port
 
 # --- Settings.from_env ---
@@ -47,6 +59,11 @@ def test_every_variable_is_read() -> None:
     assert settings.access_token_ttl == 60
     assert settings.default_audience == "https://api.example.test"
     assert settings.jwks_max_age == 30
+
+
+def test_access_token_ttl_may_be_a_whole_day() -> None:
+    settings = Settings.from_env({"AUTHSERVER_ACCESS_TOKEN_TTL": str(MAX_ACCESS_TOKEN_TTL)})
+    assert settings.access_token_ttl == MAX_ACCESS_TOKEN_TTL == 86_400
 
 
 def test_passphrase_is_not_shown_in_repr() -> None:
@@ -101,6 +118,8 @@ BAD_VALUES = [
     ("AUTHSERVER_ACCESS_TOKEN_TTL", "0"),
     ("AUTHSERVER_ACCESS_TOKEN_TTL", "-5"),
     ("AUTHSERVER_ACCESS_TOKEN_TTL", "abc"),
+    ("AUTHSERVER_ACCESS_TOKEN_TTL", "86401"),  # above MAX_ACCESS_TOKEN_TTL (a day)
+    ("AUTHSERVER_ACCESS_TOKEN_TTL", "999999999999"),  # once overflowed key retention dates
     ("AUTHSERVER_JWKS_MAX_AGE", "x"),
     ("AUTHSERVER_JWKS_MAX_AGE", "0"),
     ("AUTHSERVER_DEFAULT_AUDIENCE", "not a url"),
@@ -170,3 +189,116 @@ def test_keys_dir_that_cannot_be_created_stops_the_command(
     assert result.returncode == 0, result.stderr
     env["AUTHSERVER_KEYS_DIR"] = str(unusable_keys_dir(tmp_path, kind))
     assert_config_error(run_to_exit(COMMANDS[command](), env), "AUTHSERVER_KEYS_DIR")
+
+
+# --- AUTHSERVER_KEY_PASSPHRASE_FILE ---
+
+PASSPHRASE = "correct horse battery staple"
+FILE_VARIABLE = "AUTHSERVER_KEY_PASSPHRASE_FILE"
+
+
+def passphrase_file(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "passphrase"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (PASSPHRASE.encode(), PASSPHRASE),
+        (f"{PASSPHRASE}\n".encode(), PASSPHRASE),
+        (f"{PASSPHRASE}\n\n".encode(), f"{PASSPHRASE}\n"),  # one newline only
+        (b" spaced out \n", " spaced out "),
+    ],
+    ids=["bare", "newline", "two-newlines", "spaces-kept"],
+)
+def test_passphrase_is_read_from_the_file_without_one_trailing_newline(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = passphrase_file(tmp_path, content)
+    settings = Settings.from_env({FILE_VARIABLE: str(path)})
+    assert settings.key_passphrase == expected
+    assert expected.strip() not in repr(settings)
+
+
+def bad_passphrase_file(tmp_path: Path, kind: str) -> Path:
+    if kind == "missing":
+        return tmp_path / "no-such-file"
+    if kind == "a-folder":
+        return tmp_path
+    if kind == "unreadable":
+        path = passphrase_file(tmp_path, b"secret\n")
+        path.chmod(0o000)
+        if os.access(path, os.R_OK):  # root reads anything: use what no one can read
+            return Path("/proc/self/mem")
+        return path
+    contents = {
+        "empty": b"",
+        "only-a-newline": b"\n",
+        "not-utf8": b"\xffsecret\n",
+        "too-long": b"x" * (MAX_PASSPHRASE_FILE_BYTES + 1),
+    }
+    return passphrase_file(tmp_path, contents[kind])
+
+
+PASSPHRASE_FILE_PROBLEMS = [
+    "missing",
+    "a-folder",
+    "unreadable",
+    "empty",
+    "only-a-newline",
+    "not-utf8",
+    "too-long",
+]
+
+
+@pytest.mark.parametrize("kind", PASSPHRASE_FILE_PROBLEMS)
+def test_unusable_passphrase_file_is_a_start_up_error_naming_the_variable(
+    tmp_path: Path, kind: str
+) -> None:
+    with pytest.raises(ConfigError, match=FILE_VARIABLE) as caught:
+        Settings.from_env({FILE_VARIABLE: str(bad_passphrase_file(tmp_path, kind))})
+    assert "secret" not in str(caught.value)
+
+
+def test_passphrase_file_and_passphrase_together_are_a_start_up_error(tmp_path: Path) -> None:
+    path = passphrase_file(tmp_path, b"from-the-file\n")
+    with pytest.raises(ConfigError, match=FILE_VARIABLE) as caught:
+        Settings.from_env({FILE_VARIABLE: str(path), "AUTHSERVER_KEY_PASSPHRASE": "inline"})
+    assert "AUTHSERVER_KEY_PASSPHRASE " in f"{caught.value} "
+    assert "from-the-file" not in str(caught.value)
+    assert "inline" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "both"])
+def test_passphrase_file_problem_stops_serve_with_one_line(tmp_path: Path, kind: str) -> None:
+    if kind == "both":
+        path = passphrase_file(tmp_path, b"secret\n")
+        env = sqlite_env(tmp_path, AUTHSERVER_KEY_PASSPHRASE="secret-inline")
+    else:
+        path = bad_passphrase_file(tmp_path, kind)
+        env = sqlite_env(tmp_path)
+    env[FILE_VARIABLE] = str(path)
+    result = run_to_exit(COMMANDS["serve"](), env)
+    assert_config_error(result, FILE_VARIABLE)
+    assert "secret" not in result.stderr
+
+
+def test_keys_encrypted_under_the_file_passphrase_open_with_the_same_passphrase(
+    tmp_path: Path,
+) -> None:
+    """The file's passphrase (its newline stripped) is the one the keys are encrypted with:
+    a key written with the file opens with the same value given inline, and not without."""
+    env = sqlite_env(tmp_path, AUTHSERVER_SIGNING_ALG="ES256")
+    file_env = {**env, FILE_VARIABLE: str(passphrase_file(tmp_path, f"{PASSPHRASE}\n".encode()))}
+    rotated = ok_json(run_authserver(file_env, "keys", "rotate", "--json"))
+    (key_path,) = (tmp_path / "keys").glob("*.key.json")
+    assert "ENCRYPTED PRIVATE KEY" in key_path.read_text()
+
+    inline_env = {**env, "AUTHSERVER_KEY_PASSPHRASE": PASSPHRASE}
+    listed = ok_json(run_authserver(inline_env, "keys", "list", "--json"))
+    assert [key["kid"] for key in listed] == [rotated["kid"]]
+    wrong_env = {**env, "AUTHSERVER_KEY_PASSPHRASE": f"{PASSPHRASE}\n"}
+    assert run_authserver(wrong_env, "keys", "list", "--json").returncode == 1

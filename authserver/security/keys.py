@@ -23,6 +23,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from authserver.config import DEFAULT_ALG, SUPPORTED_ALGS
 from authserver.errors import KeyNotFound, KeyStoreError
+from authserver.security import owner_only
 
 KEY_FILE_SUFFIX = ".key.json"
 ROTATION_CLAIM_PREFIX = ".rotation-claimed-"
@@ -64,14 +65,22 @@ class KeyStore:
         self._passphrase = passphrase.encode() if passphrase else None
 
     def ensure_directory(self) -> None:
+        """Create the folder 0700, or take others' access off it and off its key files.
+
+        A checked-out ``keys/`` is 0755 and a copied-in key file may be 0644; the folder
+        alone would do, but each file is kept private too in case the folder is opened up.
+        """
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            owner_only.create_folder(self.directory)
         except OSError as exc:
             raise KeyStoreError(
                 f"AUTHSERVER_KEYS_DIR: cannot create {self.directory}: {exc.strerror}"
             ) from None
         if not self.directory.is_dir():
             raise KeyStoreError(f"AUTHSERVER_KEYS_DIR: {self.directory} is not a folder")
+        owner_only.tighten(self.directory, "the keys folder")
+        for path in self._key_paths():
+            owner_only.tighten(path, "a signing key file")
 
     def stamp(self) -> tuple[tuple[str, int, int, int], ...]:
         """Changes whenever a key file is added, replaced or removed.
@@ -152,7 +161,7 @@ class KeyStore:
             fd = os.open(
                 self.directory / f"{ROTATION_CLAIM_PREFIX}{kid}",
                 os.O_CREAT | os.O_EXCL | os.O_WRONLY,
-                0o600,
+                owner_only.OWNER_ONLY_FILE,
             )
         except FileExistsError:
             return False
@@ -183,7 +192,7 @@ class KeyStore:
                 json.dump(document, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temp_name, 0o600)
+            os.chmod(temp_name, owner_only.OWNER_ONLY_FILE)
             os.replace(temp_name, self._path(key.kid))
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
