@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 
 from authserver.config import Settings
 from authserver.errors import ConfigError
-from authserver.security.failure_limits import FailureLimiter
+from authserver.http.runtime import EXTENSION_NAME, Runtime
+from authserver.security.failure_limits import FailureLimiter, source_key
+from authserver.security.secrets import ARGON2_CONCURRENCY, MAX_CLIENT_ID_LENGTH
 from tests.conftest import LiveServer, RegisteredClient
 from tests.support.cli import assert_one_line_error, run_authserver, sqlite_env
 
@@ -185,3 +190,193 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(
 def test_trusted_proxies_must_be_a_whole_number() -> None:
     with pytest.raises(ConfigError, match="AUTHSERVER_TRUSTED_PROXIES"):
         Settings.from_env({"AUTHSERVER_TRUSTED_PROXIES": "10.0.0.1"})
+
+
+# --- Hardening II: the lock is no oracle, Argon2id is no weapon, ids and addresses are bounded
+
+CHOSEN_SECRET = "Summer2024!-chosen-by-an-admin"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def authenticate(
+    http: requests.Session, url: str, client_id: str, secret: str, method: str
+) -> requests.Response:
+    """A token request authenticated with ``method``."""
+    if method == "client_secret_basic":
+        return post(http, url, client_id, secret)
+    form = {**GRANT, "client_id": client_id, "client_secret": secret}
+    return http.post(url, data=form, timeout=10)
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions[EXTENSION_NAME]
+    return runtime
+
+
+def lock(app: Flask, client_id: str) -> None:
+    """Count ten failures for ``client_id`` (from another address): the id is now locked.
+
+    The counting an HTTP failure does, without ten Argon2id checks' worth of waiting.
+    """
+    limiter = runtime_of(app).failure_limiter
+    assert limiter is not None
+    for _ in range(10):
+        assert limiter.record_failure(client_id, "192.0.2.1") is None
+
+
+@contextmanager
+def all_argon2_turns_taken(app: Flask) -> Iterator[None]:
+    """Hold every Argon2id turn of the app, as a flood of concurrent guesses would."""
+    turns: threading.BoundedSemaphore = runtime_of(app).oauth.backend.verify_secret.turns
+    for _ in range(ARGON2_CONCURRENCY):
+        assert turns.acquire(timeout=5)
+    try:
+        yield
+    finally:
+        for _ in range(ARGON2_CONCURRENCY):
+            turns.release()
+
+
+def test_ten_wrong_guesses_lock_an_admin_chosen_secret_so_the_right_one_gets_429_too(
+    http: requests.Session, live_server: LiveServer, create_client: Callable[..., RegisteredClient]
+) -> None:
+    """Finding 2: a 200 for the right secret while wrong ones get 429 tells a guesser they won."""
+    client = create_client(chosen_secret=CHOSEN_SECRET)
+    url = live_server.token_url
+    for _ in range(10):
+        assert post(http, url, client.client_id, "wrong").status_code == 401
+    assert_too_many_requests(post(http, url, client.client_id, CHOSEN_SECRET))
+
+
+@pytest.mark.parametrize("method", AUTH_METHODS)
+def test_locked_client_with_an_admin_chosen_secret_gets_429_whatever_secret_it_sends(
+    app: Flask,
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+    method: str,
+) -> None:
+    """Even after a success this worker remembers: the memory is no way around the lock."""
+    client = create_client(chosen_secret=CHOSEN_SECRET)
+    url = live_server.token_url
+    assert authenticate(http, url, client.client_id, CHOSEN_SECRET, method).ok
+    lock(app, client.client_id)
+    for secret in (CHOSEN_SECRET, "wrong"):
+        assert_too_many_requests(authenticate(http, url, client.client_id, secret, method))
+
+
+def test_locked_unknown_client_id_gets_429(
+    app: Flask, http: requests.Session, live_server: LiveServer
+) -> None:
+    lock(app, "cli_nobody")
+    assert_too_many_requests(post(http, live_server.token_url, "cli_nobody", "wrong"))
+
+
+def test_locked_client_with_an_admin_chosen_secret_runs_no_argon2id(
+    app: Flask,
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+) -> None:
+    """Finding 3: with every Argon2id turn taken, a check would have to wait and end in 503; a
+    locked id answers 429 at once because nothing is checked."""
+    client = create_client(chosen_secret=CHOSEN_SECRET)
+    lock(app, client.client_id)
+    with all_argon2_turns_taken(app):
+        for secret in ("wrong", "also wrong", CHOSEN_SECRET):
+            assert_too_many_requests(post(http, live_server.token_url, client.client_id, secret))
+
+
+def test_argon2id_check_without_a_free_turn_gets_503_with_retry_after(
+    app: Flask,
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+) -> None:
+    """Finding 3: Argon2id runs at most ARGON2_CONCURRENCY at a time per worker; a request that
+    finds no turn within the short wait is told to come back, and nothing is counted."""
+    client = create_client(chosen_secret=CHOSEN_SECRET)
+    with all_argon2_turns_taken(app):
+        response = post(http, live_server.token_url, client.client_id, CHOSEN_SECRET)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["Cache-Control"] == "no-store"
+    assert post(http, live_server.token_url, client.client_id, CHOSEN_SECRET).ok
+
+
+def test_locked_client_with_a_generated_secret_still_accepts_it_while_argon2id_is_busy(
+    app: Flask,
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+) -> None:
+    client = create_client()
+    url = live_server.token_url
+    lock(app, client.client_id)
+    with all_argon2_turns_taken(app):
+        assert_too_many_requests(post(http, url, client.client_id, "wrong"))
+        assert post(http, url, client.client_id, client.client_secret).ok
+
+
+@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("length", [MAX_CLIENT_ID_LENGTH + 1, 40_000])
+def test_client_id_over_256_characters_is_invalid_client(
+    http: requests.Session, live_server: LiveServer, method: str, length: int
+) -> None:
+    response = authenticate(http, live_server.token_url, "c" * length, "wrong", method)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert str(MAX_CLIENT_ID_LENGTH) in response.json()["error_description"]
+
+
+def test_over_long_client_id_failures_count_per_address_not_per_id(
+    http: requests.Session, live_server: LiveServer
+) -> None:
+    long_id = "c" * (MAX_CLIENT_ID_LENGTH + 1)
+    for _ in range(50):
+        assert post(http, live_server.token_url, long_id, "wrong").status_code == 401
+    assert_too_many_requests(post(http, live_server.token_url, "cli_other", "wrong"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": 1}])
+def test_ipv6_addresses_are_limited_per_64(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: Callable[..., RegisteredClient],
+    settings_overrides: dict[str, Any],
+) -> None:
+    """Finding 9: per /128, an attacker holding a /64 had 2^64 fresh addresses."""
+    for attempt in range(50):
+        response = http.post(
+            live_server.token_url,
+            data=GRANT,
+            auth=(f"cli_guess{attempt}", "wrong"),
+            headers={"X-Forwarded-For": f"2001:db8:1:2::{attempt + 1:x}"},
+            timeout=10,
+        )
+        assert response.status_code == 401
+    client = create_client()
+    auth = (client.client_id, client.client_secret)
+
+    def from_address(address: str) -> requests.Response:
+        headers = {"X-Forwarded-For": address}
+        return http.post(live_server.token_url, data=GRANT, auth=auth, headers=headers)
+
+    assert_too_many_requests(from_address("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+    assert from_address("2001:db8:1:3::1").ok
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_limits_count_ipv4_per_address_and_ipv6_per_64(address: str, key: str) -> None:
+    assert source_key(address) == key

@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 
 from authserver.security import secrets
-from authserver.security.secrets import RememberingVerifier
+from authserver.security.secrets import (
+    MAX_CLIENT_ID_LENGTH,
+    RememberingVerifier,
+    VerifierBusyError,
+    verify_generated_only,
+)
 from authserver.services.clients import Registration
 from authserver.services.registration_cache import RegistrationCache
 
@@ -140,3 +145,48 @@ def test_generated_secrets_and_unknown_clients_are_checked_as_before() -> None:
     assert verify(secret, secrets.hash_generated_secret(secret)) is True
     assert verify(secret + "x", secrets.hash_generated_secret(secret)) is False
     assert verify(secret, None) is False
+
+
+def test_an_id_longer_than_any_issued_is_neither_loaded_nor_kept(
+    registry: Registry, clock: Clock
+) -> None:
+    """Finding 4: every made-up id was kept, 200 KB ids too, until workers reached 1 GiB. An
+    over-long id takes no slot, so with room for one entry ``cli_a`` stays cached."""
+    registry.rows["cli_a"] = registration("cli_a")
+    clients = cache(registry, clock, max_entries=1)
+    clients.get("cli_a")
+    assert clients.get("c" * (MAX_CLIENT_ID_LENGTH + 1)) is None
+    assert clients.get("cli_a") == registration("cli_a")
+    assert registry.loads == ["cli_a"]
+
+
+def test_verifier_runs_at_most_its_concurrency_of_argon2id_checks() -> None:
+    """Finding 3: with every turn taken, a check waits at most ``wait`` and then says busy."""
+    stored = secrets.hash_chosen_secret(CHOSEN)
+    verify = RememberingVerifier(concurrency=1, wait=0.05)
+    assert verify.turns.acquire(timeout=1)
+    try:
+        with pytest.raises(VerifierBusyError):
+            verify(CHOSEN, stored)
+        assert verify(secrets.generate_client_secret(), None) is False
+    finally:
+        verify.turns.release()
+    assert verify(CHOSEN, stored) is True
+
+
+def test_a_remembered_argon2id_success_needs_no_turn() -> None:
+    stored = secrets.hash_chosen_secret(CHOSEN)
+    verify = RememberingVerifier(concurrency=1, wait=0.05)
+    assert verify(CHOSEN, stored) is True
+    assert verify.turns.acquire(timeout=1)
+    try:
+        assert verify(CHOSEN, stored) is True
+    finally:
+        verify.turns.release()
+
+
+def test_generated_only_check_never_matches_an_argon2id_hash() -> None:
+    assert verify_generated_only(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is False
+    secret = secrets.generate_client_secret()
+    assert verify_generated_only(secret, secrets.hash_generated_secret(secret)) is True
+    assert verify_generated_only(secret, None) is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import shutil
@@ -15,10 +16,11 @@ import click
 from sqlalchemy import func, select
 
 from authserver.cli.context import app_context, current_settings
-from authserver.config import PROMETHEUS_MULTIPROC_ENV
+from authserver.config import PROMETHEUS_MULTIPROC_ENV, SHARED_COUNTERS_ENV
 from authserver.extensions import db
 from authserver.json_logs import configure_json_logs
 from authserver.models import Client
+from authserver.security import shared_counters
 from authserver.services.keys import ensure_signing_key
 
 
@@ -44,8 +46,11 @@ def command(host: str, port: int, workers: int | None) -> None:
     base_url = f"http://{_display_host(host)}:{port}"
     if client_count == 0:
         _print_first_run_hint(base_url)
-    click.echo(f"authserver serving on http://{host}:{port} (issuer {settings.issuer})", err=True)
-    with _metrics_directory():
+    click.echo(
+        f"authserver serving on http://{_url_host(host)}:{port} (issuer {settings.issuer})",
+        err=True,
+    )
+    with _metrics_directory(), _shared_counters():
         from authserver.cli import granian_app  # the HTTP server: only when serving
 
         granian_app.serve(host, port, workers or os.cpu_count() or 1)
@@ -69,17 +74,50 @@ def _metrics_directory() -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@contextmanager
+def _shared_counters() -> Iterator[None]:
+    """Give the workers one table of failure counters, so the contract's limits count every
+    failure of this instance whichever worker saw it (security/shared_counters.py).
+
+    The file lives in a private folder made for this instance and is removed on exit.
+    """
+    directory = tempfile.mkdtemp(prefix="authserver-counters-")
+    path = os.path.join(directory, "failures")
+    shared_counters.create_file(path)
+    os.environ[SHARED_COUNTERS_ENV] = path
+    try:
+        yield
+    finally:
+        del os.environ[SHARED_COUNTERS_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Fail with one line now rather than with the HTTP server's log noise."""
+    family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
     try:
-        with socket.create_server((host, port), reuse_port=False):
+        with socket.create_server((host, port), family=family, reuse_port=False):
             pass
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot listen on {_url_host(host)}:{port}: {reason}") from None
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    """``host`` as a URL names it: an IPv6 address in brackets (RFC 3986 §3.2.2)."""
+    return f"[{host}]" if _is_ipv6(host) else host
 
 
 def _display_host(host: str) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
+    """Where a local client reaches a server listening on ``host``: loopback for a wildcard."""
+    return _url_host({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host))  # noqa: S104
 
 
 def _command_name() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver.audit import audit_event
-from authserver.config import Settings
+from authserver.config import SHARED_COUNTERS_ENV, Settings
 from authserver.extensions import db
 from authserver.http.request_ids import current_request_id
 from authserver.oauth.clients import OAuthClient
@@ -22,7 +23,7 @@ from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
-from authserver.security.secrets import RememberingVerifier
+from authserver.security.secrets import RememberingVerifier, verify_generated_only
 from authserver.services import clients, tokens
 from authserver.services.keys import key_store, retention
 from authserver.services.registration_cache import RegistrationCache
@@ -104,9 +105,12 @@ class DatabaseBackend:
     )
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
 
-    def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
+    def verify_credentials(
+        self, client_id: str, secret: str, *, locked: bool
+    ) -> OAuthClient | None:
         now = datetime.now(UTC)
-        found = clients.accepted(self.registrations.get(client_id), secret, now, self.verify_secret)
+        verify = verify_generated_only if locked else self.verify_secret
+        found = clients.accepted(self.registrations.get(client_id), secret, now, verify)
         if found is None:
             return None
         self.usage.record(client_id, now)
@@ -115,7 +119,12 @@ class DatabaseBackend:
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())
 
-    def record_authentication_failure(self, client_id: str, address: str) -> int | None:
+    def client_retry_after(self, client_id: str) -> int | None:
+        if self.failure_limiter is None:
+            return None
+        return self.failure_limiter.client_retry_after(client_id)
+
+    def record_authentication_failure(self, client_id: str | None, address: str) -> int | None:
         if self.failure_limiter is None:
             return None
         return self.failure_limiter.record_failure(client_id, address)
@@ -161,7 +170,10 @@ class Runtime:
             return keys.current().signing_key(datetime.now(UTC))
 
         generator = AccessTokenGenerator(settings.issuer, signing_key, settings.access_token_ttl)
-        limiter = FailureLimiter(settings.ratelimit_storage_url)
+        # serve's workers share one counter table (cli/serve.py); without it, this process's own
+        limiter = FailureLimiter(
+            settings.ratelimit_storage_url, shared_file=os.environ.get(SHARED_COUNTERS_ENV)
+        )
         backend = DatabaseBackend(
             settings, keys, retention_cache, usage, limiter if settings.ratelimit_enabled else None
         )

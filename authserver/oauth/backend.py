@@ -15,15 +15,26 @@ from authserver.security.keys import SigningKey
 
 
 class Backend(Protocol):
-    def verify_credentials(self, client_id: str, secret: str) -> OAuthClient | None:
-        """The enabled client whose live secret matches, else None."""
+    def verify_credentials(
+        self, client_id: str, secret: str, *, locked: bool
+    ) -> OAuthClient | None:
+        """The enabled client whose live secret matches, else None.
+
+        While the id is ``locked`` only server-generated secrets are checked
+        (:func:`~authserver.security.secrets.verify_generated_only`). Raises
+        :class:`~authserver.security.secrets.VerifierBusyError` when an Argon2id check found
+        no free turn.
+        """
 
     def published_keys(self) -> Sequence[SigningKey]:
         """Keys whose signatures still count (next, active, retired within its window)."""
 
-    def record_authentication_failure(self, client_id: str, address: str) -> int | None:
-        """Count a failed authentication from ``address``; seconds to wait when the client id
-        is over its limit (the answer becomes 429), else None."""
+    def client_retry_after(self, client_id: str) -> int | None:
+        """Seconds until ``client_id`` leaves the per-client lock, or None if it is not locked."""
+
+    def record_authentication_failure(self, client_id: str | None, address: str) -> int | None:
+        """Count a failed authentication from ``address`` (and for ``client_id`` unless None);
+        seconds to wait when the client id was locked (the answer becomes 429), else None."""
 
     def client_is_active(self, client_id: str) -> bool:
         """Registered and enabled."""

@@ -3,6 +3,11 @@
 Replaces Authlib's ``client_secret_basic``/``client_secret_post`` functions because they
 compare plaintext secrets, decode Basic credentials with ``unquote`` instead of form decoding,
 and accept a request that uses both methods at once, which §2.3 forbids.
+
+The steps, in order: an id longer than any we issue fails at once (counted against the address
+only, so it never reaches a cache or a per-id counter); the per-client lock is read, and while
+it holds only server-generated secrets are checked (no Argon2id: its answer would be an oracle
+and its CPU a weapon); a failure is counted, and answered 429 if the id was locked.
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from authserver.oauth.backend import Backend
 from authserver.oauth.clients import OAuthClient
-from authserver.oauth.errors import InvalidClientError, TooManyRequestsError
+from authserver.oauth.errors import (
+    InvalidClientError,
+    TemporarilyUnavailableError,
+    TooManyRequestsError,
+)
 from authserver.oauth.requests import OAuthFormRequest
+from authserver.security.secrets import MAX_CLIENT_ID_LENGTH, VerifierBusyError
+
+#: Seconds a client told "busy" should wait: about the time a few Argon2id checks take.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 def authenticate_client(request: OAuthFormRequest, backend: Backend) -> OAuthClient:
@@ -63,17 +76,33 @@ def _verified(
     *,
     challenge: bool,
 ) -> OAuthClient:
-    client = backend.verify_credentials(client_id, secret)
-    if client is None:
-        backend.record(
-            "client.authentication", outcome="failure", client_id=client_id, method=method
-        )
-        retry_after = backend.record_authentication_failure(client_id, request.source.remote_addr)
-        if retry_after is not None:
-            raise TooManyRequestsError(retry_after)
-        raise InvalidClientError(
-            "Client authentication failed: unknown client, wrong secret or disabled client.",
-            challenge=challenge,
-        )
-    request.auth_method = method
-    return client
+    too_long = len(client_id) > MAX_CLIENT_ID_LENGTH
+    if not too_long:
+        client = _check_secret(backend, client_id, secret)
+        if client is not None:
+            request.auth_method = method
+            return client
+    backend.record("client.authentication", outcome="failure", client_id=client_id, method=method)
+    retry_after = backend.record_authentication_failure(
+        None if too_long else client_id, request.source.remote_addr
+    )
+    if retry_after is not None:
+        raise TooManyRequestsError(retry_after)
+    raise InvalidClientError(
+        f"Client authentication failed: a client id is at most {MAX_CLIENT_ID_LENGTH} characters."
+        if too_long
+        else "Client authentication failed: unknown client, wrong secret or disabled client.",
+        challenge=challenge,
+    )
+
+
+def _check_secret(backend: Backend, client_id: str, secret: str) -> OAuthClient | None:
+    """The client if ``secret`` is right; while the id is locked, only if it is a generated one."""
+    locked = backend.client_retry_after(client_id) is not None
+    try:
+        return backend.verify_credentials(client_id, secret, locked=locked)
+    except VerifierBusyError:
+        raise TemporarilyUnavailableError(
+            "The server is busy checking other secrets; retry later.",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        ) from None

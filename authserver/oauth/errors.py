@@ -36,14 +36,31 @@ class InvalidTargetError(rfc6749.OAuth2Error):
     error = "invalid_target"
 
 
-class TemporarilyUnavailableError(rfc6749.OAuth2Error):
-    """The server cannot issue tokens right now (no signing key loaded); clients may retry."""
+class _RetryLaterError(rfc6749.OAuth2Error):
+    """An error that may say when to try again: RFC 9110 §10.2.3 ``Retry-After`` (seconds)."""
+
+    retry_after: int | None = None
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = rfc6749.OAuth2Error.get_headers(self)
+        if self.retry_after is not None:
+            headers.append(("Retry-After", str(self.retry_after)))
+        return headers
+
+
+class TemporarilyUnavailableError(_RetryLaterError):
+    """The server cannot serve the request right now (no signing key loaded yet, or every
+    Argon2id turn of this worker taken); clients may retry."""
 
     error = "temporarily_unavailable"
     status_code = 503
 
+    def __init__(self, description: str, *, retry_after: int | None = None) -> None:
+        super().__init__(description=description, status_code=503)
+        self.retry_after = retry_after
 
-class TooManyRequestsError(rfc6749.OAuth2Error):
+
+class TooManyRequestsError(_RetryLaterError):
     """Too many failed client authentications (the contract's limits); retry later."""
 
     error = "too_many_requests"
@@ -54,8 +71,3 @@ class TooManyRequestsError(rfc6749.OAuth2Error):
             description="Too many failed client authentications; retry later.", status_code=429
         )
         self.retry_after = retry_after
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        headers = rfc6749.OAuth2Error.get_headers(self)
-        headers.append(("Retry-After", str(self.retry_after)))
-        return headers

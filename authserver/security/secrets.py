@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 #: Lets secret scanners (GitHub, gitleaks, trufflehog) recognise a leaked secret.
 SECRET_PREFIX = "ascs_"  # noqa: S105 (a public marker, not a password)
 CLIENT_ID_PREFIX = "cli_"
+#: Longer ids are refused before any lookup, cache or per-id counter sees them (ours are 26).
+MAX_CLIENT_ID_LENGTH = 256
 SECRET_BYTES = 32
 
 SHA256_SCHEME = "$sha256$"
@@ -36,6 +38,9 @@ ARGON2_ITERATIONS = 3
 ARGON2_LANES = 4
 ARGON2_SALT_BYTES = 16
 ARGON2_LENGTH = 32
+#: Argon2id checks one worker runs at once, and how long a request waits for a turn.
+ARGON2_CONCURRENCY = 2
+ARGON2_WAIT_SECONDS = 0.5
 
 
 def generate_client_id() -> str:
@@ -85,20 +90,50 @@ def verify_secret(secret: str, stored: str | None) -> bool:
     return False
 
 
+def verify_generated_only(secret: str, stored: str | None) -> bool:
+    """:func:`verify_secret` for a locked client id: an admin-chosen (Argon2id) hash counts as
+    not matching without being checked.
+
+    Answering its right secret differently from a wrong one would tell a guesser when they had
+    it, and running Argon2id for a locked id would let anyone burn the server's CPU with it.
+    Generated secrets are still checked: they cannot be guessed, and the check is cheap.
+    """
+    if stored is not None and stored.startswith(ARGON2ID_SCHEME):
+        return False
+    return verify_secret(secret, stored)
+
+
+class VerifierBusyError(Exception):
+    """No Argon2id turn came free within the wait: the caller answers "retry later"."""
+
+
 class RememberingVerifier:
-    """:func:`verify_secret` that remembers which Argon2id checks succeeded, per worker.
+    """:func:`verify_secret` that remembers which Argon2id checks succeeded, per worker, and
+    runs at most ``concurrency`` Argon2id checks at once.
 
     An admin-chosen secret costs about 150 ms of Argon2id per check, which would make every
     token request of such a client slow. A success is remembered under the stored hash and the
     SHA-256 of the presented secret (memory only, never the secret itself), so it stops
     counting as soon as that hash is rotated away. Failures are never remembered: guessing
     stays as slow as Argon2id makes it.
+
+    Each check takes 64 MiB and a core for that long, so a flood of guesses could starve every
+    other client; a check that gets no turn within ``wait`` seconds raises
+    :class:`VerifierBusyError` instead of queueing. ``turns`` is the semaphore handing them out.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        max_entries: int = 1024,
+        *,
+        concurrency: int = ARGON2_CONCURRENCY,
+        wait: float = ARGON2_WAIT_SECONDS,
+    ) -> None:
         self._max_entries = max_entries
         self._verified: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self._lock = threading.Lock()
+        self.turns = threading.BoundedSemaphore(concurrency)
+        self._wait = wait
 
     def __call__(self, secret: str, stored: str | None) -> bool:
         if stored is None or not stored.startswith(ARGON2ID_SCHEME):
@@ -108,7 +143,13 @@ class RememberingVerifier:
             if key in self._verified:
                 self._verified.move_to_end(key)
                 return True
-        if not verify_secret(secret, stored):
+        if not self.turns.acquire(timeout=self._wait):
+            raise VerifierBusyError
+        try:
+            verified = verify_secret(secret, stored)
+        finally:
+            self.turns.release()
+        if not verified:
             return False
         with self._lock:
             self._verified[key] = None

@@ -5,6 +5,8 @@ for at most :data:`MAX_AGE_SECONDS`, so a disabled client, a rotated secret or a
 counts within that time, while a client calling many times a second costs one database read
 per second per worker. Unknown ids are cached too (as ``None``), and the cache is bounded, so
 a flood of made-up ids can neither grow memory nor turn into one query per request for long.
+Ids longer than any we issue are never looked up nor kept: 10,000 entries of 200 KB ids took
+a worker to 1 GiB.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from authserver.security.secrets import MAX_CLIENT_ID_LENGTH
 from authserver.services.clients import Registration
 
 MAX_AGE_SECONDS = 1.0
@@ -42,6 +45,8 @@ class RegistrationCache:
         A load that fails (the database is down) raises, and nothing is cached: the caller
         answers as it would without a cache.
         """
+        if len(client_id) > MAX_CLIENT_ID_LENGTH:
+            return None
         # Taken before the load, so an entry's age never understates how old its data is.
         now = self._clock()
         with self._lock:
