@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from authserver.security.keys import KeyStore
 from tests.conftest import LiveServer
 
 SQLITE_DIR = "database"
+CORRUPT_KEY_FILE = "corrupt.key.json"
+CORRUPT_KEY_VARIANTS = ("a_good_and_a_corrupt_key", "only_a_corrupt_key")
 
 
 @pytest.fixture
@@ -37,6 +40,13 @@ def settings_overrides(
         overrides["keys_dir"] = empty
     elif variant == "missing_keys_dir":
         overrides["keys_dir"] = tmp_path / "no-such-keys"
+    elif variant in CORRUPT_KEY_VARIANTS:
+        keys = tmp_path / variant
+        if variant == "a_good_and_a_corrupt_key":
+            KeyStore(keys).generate("ES256")
+        keys.mkdir(mode=0o700, exist_ok=True)
+        (keys / CORRUPT_KEY_FILE).write_text('{"kid": "corrupt", "private_key": "-----BEGIN')
+        overrides["keys_dir"] = keys
     elif variant == "only_a_staged_key":
         staged = tmp_path / "staged-keys"
         KeyStore(staged).generate(activates_at=datetime.now(UTC) + timedelta(hours=1))
@@ -140,3 +150,38 @@ def test_readyz_turns_ready_once_a_key_file_appears(
     while get(http, live_server, "/readyz").status_code != 200 and time.monotonic() < end:
         time.sleep(0.1)
     assert get(http, live_server, "/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", CORRUPT_KEY_VARIANTS, indirect=True)
+def test_readyz_names_no_file_while_the_log_names_the_unusable_key_file(
+    http: requests.Session,
+    live_server: LiveServer,
+    settings_overrides: dict[str, Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Anyone may ask ``/readyz``: it counts unusable key files; the operator's log names them."""
+    response = get(http, live_server, "/readyz")
+    body = assert_json_not_traceback(response)
+    if settings_overrides["keys_dir"].name == "a_good_and_a_corrupt_key":
+        assert (response.status_code, body) == (
+            200,
+            {
+                "status": "ready",
+                "warnings": ["a signing key file could not be loaded (the server log names them)"],
+            },
+        )
+    else:
+        assert (response.status_code, body["status"]) == (503, "unavailable")
+        assert body["problems"] == [
+            "no signing key loaded",
+            "a signing key file could not be loaded (the server log names them)",
+        ]
+    for revealing in (str(tmp_path), CORRUPT_KEY_FILE, "/", ".json"):
+        assert revealing not in response.text
+
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.operator"]
+    assert [(line["event"], line["level"]) for line in logged] == [
+        ("signing_key.unusable", "warning")
+    ]
+    assert str(settings_overrides["keys_dir"] / CORRUPT_KEY_FILE) in logged[0]["message"]

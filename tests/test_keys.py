@@ -75,6 +75,29 @@ def test_generate_writes_the_key_file_with_mode_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_ensure_directory_takes_others_access_off_the_folder_and_its_key_files(
+    tmp_path: Path, plain_key_file: Path
+) -> None:
+    """A checked-out ``keys/`` is 0755; files copied in keep the copier's umask."""
+    directory = tmp_path / "keys"
+    shared = copy_into(plain_key_file, directory)
+    read_only = directory / f"read-only{plain_key_file.name}"
+    read_only.write_bytes(plain_key_file.read_bytes())
+    other = directory / "README.md"
+    other.write_text("not a key\n")
+    directory.chmod(0o755)
+    shared.chmod(0o644)
+    read_only.chmod(0o444)
+    other.chmod(0o644)
+
+    KeyStore(directory).ensure_directory()
+
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o600
+    assert stat.S_IMODE(read_only.stat().st_mode) == 0o400  # never widened
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644  # not ours to change
+
+
 def test_generate_leaves_no_temporary_files_behind(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     store = KeyStore(directory)
@@ -342,6 +365,24 @@ def test_loader_picks_up_a_new_key_file_after_the_reload_interval(
     )
     assert len(loader.current().keys) == 2
     assert loader.problems == []
+
+
+def test_loader_logs_each_unusable_file_once_naming_it(
+    tmp_path: Path, plain_key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log, not ``/readyz``, names the file; a reload that finds it again stays quiet."""
+    directory = tmp_path / "keys"
+    copy_into(plain_key_file, directory)
+    bad = directory / "corrupt.key.json"
+    bad.write_text("{not json")
+    loader = KeyRingLoader(KeyStore(directory))
+    loader.current()
+    KeyStore(directory).generate("ES256")  # a change in the folder: the next poll reloads
+    assert wait_for(lambda: len(loader.current().keys) == 2, RELOAD_INTERVAL_SECONDS + 1.0)
+
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.operator"]
+    assert [line["event"] for line in logged] == ["signing_key.unusable"]
+    assert str(bad) in logged[0]["message"]
 
 
 def test_loader_skips_and_reports_a_corrupt_file_and_keeps_the_good_keys(

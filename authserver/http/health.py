@@ -23,7 +23,10 @@ def healthz() -> Response:
 
 @blueprint.route("/readyz", methods=["GET"])
 def readyz() -> Response:
-    """Ready to issue tokens: the database answers and a signing key is loaded."""
+    """Ready to issue tokens: the database answers and a signing key is loaded.
+
+    Problems are short generic phrases, never paths or error texts: the probe is public.
+    """
     problems = []
     try:
         db.session.execute(text("SELECT 1"))
@@ -33,8 +36,18 @@ def readyz() -> Response:
     runtime = Runtime.current()
     if runtime.keys.current().signing_key(datetime.now(UTC)) is None:
         problems.append("no signing key loaded")
+    key_files = _unusable_key_files(len(runtime.keys.problems))
     if problems:
-        body = {"status": "unavailable", "problems": problems + runtime.keys.problems}
+        body = {"status": "unavailable", "problems": problems + key_files}
         return json_response(503, body, NO_STORE)
     # Unusable spare key files are worth an alert, not worth taking a serving instance out.
-    return json_response(200, {"status": "ready", "warnings": runtime.keys.problems}, NO_STORE)
+    return json_response(200, {"status": "ready", "warnings": key_files}, NO_STORE)
+
+
+def _unusable_key_files(count: int) -> list[str]:
+    """A count, not the files: anyone may ask ``/readyz``, and paths tell an attacker where
+    the keys live. The log names each file (``KeyRingLoader``)."""
+    if count == 0:
+        return []
+    files = "a signing key file" if count == 1 else f"{count} signing key files"
+    return [f"{files} could not be loaded (the server log names them)"]

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from authserver.operator_log import warn
 from authserver.security.keys import KeyStore, SigningKey
 
 #: How often a worker looks at the keys folder for changes; well inside the 2 s the
@@ -102,8 +103,9 @@ class KeyRingLoader:
 
     The poll lists the folder and stats the key files once per interval, so the token
     endpoint never reads a file. Loading is lazy, so CLI commands that never sign do not need
-    readable keys. A key file that cannot be used is skipped and reported through
-    ``problems`` (shown by ``/readyz``); it never takes a worker down.
+    readable keys. A key file that cannot be used is skipped, never takes a worker down, and
+    is listed in ``problems``; the log names it once, when it turns up, since ``/readyz``
+    (which counts them) must not tell outsiders where the keys live.
     """
 
     def __init__(self, store: KeyStore) -> None:
@@ -127,5 +129,8 @@ class KeyRingLoader:
                 return
             result = self._store.load()
             self._ring = KeyRing(tuple(result.keys))
+            for problem in result.problems:
+                if problem not in self.problems:
+                    warn("signing_key.unusable", f"{problem}; skipped, the other keys still serve")
             self.problems = result.problems
             self._stamp = stamp
