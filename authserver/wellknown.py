@@ -1,7 +1,37 @@
 """The discovery paths under an issuer, shared by the server that serves them and the client
-helpers that fetch them; imports nothing, so ``authserver.client`` stays light."""
+helpers that fetch them, and the rules those helpers apply to what discovery tells them;
+imports only the standard library, so ``authserver.client`` stays light."""
+
+from urllib.parse import urlsplit
 
 #: RFC 8414 §3: authorization server metadata.
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 #: The JWK Set (RFC 7517) that ``jwks_uri`` names.
 JWKS_PATH = "/.well-known/jwks.json"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """The RFC 6454 origin (scheme, host, port) of an http(s) URL, default ports filled in;
+    None for anything else (another scheme, no host, a port that is not a number)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def same_origin(url: str, issuer: str) -> bool:
+    """Whether an endpoint read from the issuer's metadata lives on the issuer's own origin.
+
+    Metadata is a document anyone who can change the issuer's responses can write; trusting
+    an endpoint elsewhere would let it send our client secret (or our trust in keys) to a
+    host the caller never named, so the helpers use other origins only when configured.
+    """
+    endpoint = origin(url)
+    return endpoint is not None and endpoint == origin(issuer)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import socket
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,7 +24,7 @@ from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
 
-from authserver.wellknown import METADATA_PATH
+from authserver.wellknown import METADATA_PATH, origin, same_origin
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +57,35 @@ class JWTVerifier:
     cached keys keep working for up to an hour, because the issuer stages new keys well before
     they sign.
 
-    Thread-safe: one lock guards the key cache, and the thread that fetches holds it, so many
-    threads meeting the same new ``kid`` cause one fetch.
+    The issuer's hosts are trusted no further than they must be. ``timeout`` is the total
+    time one refresh (metadata and JWKS) may take, however slowly the bytes arrive (httpx's
+    own timeouts are per read); past it the connection is shut and the callers get
+    :class:`VerifierUnavailable`. A JWKS (or metadata) body over 1 MiB and a JWKS listing
+    over 100 keys are refused unread. The metadata's ``jwks_uri`` must be on the issuer's
+    origin (scheme, host, port); keys served elsewhere (a CDN) are used only when that URL
+    is passed as ``jwks_uri``, which also skips discovery. After a failed refresh with no
+    usable keys, the next attempt waits ``RETRY_AFTER_FAILURE_SECONDS`` from the END of the
+    failure, so a hanging issuer costs one timeout per interval, not one per caller.
+
+    Thread-safe, and single-flight: one refresh runs at a time (in a short-lived daemon
+    thread), every caller that needs it waits for it (or for its deadline, whichever comes
+    first) and all of them get its keys or its error at once. Callers whose key is cached
+    and fresh never wait for a refresh.
 
     ``algorithms`` is the allow-list handed to joserfc; the header's ``alg`` must be in it and
     fit the key's type (no ``none``, no HMAC with a public key as the secret, no RS/ES mix-up).
     EdDSA works but joserfc warns about it on every verification (RFC 9864 deprecates it).
+    ``clock`` (seconds, monotonic) times the cache, the refetch interval and the back-off;
+    tests inject one. The deadline is always real time: it bounds real waiting.
     """
 
     MAX_CACHE_SECONDS = 86_400.0  # a huge max-age must not keep a revoked key trusted for long
     STALE_IF_ERROR_SECONDS = 3_600.0
     RETRY_AFTER_FAILURE_SECONDS = 5.0  # with no keys at all, do not queue a fetch per request
+    #: A JWKS holds a handful of keys (ours: the active one and a few staged or retired); a
+    #: bigger document, or more keys, is an attack on the API's memory or CPU, not a key set.
+    MAX_DOCUMENT_BYTES = 1 << 20
+    MAX_KEYS = 100
 
     def __init__(
         self,
@@ -76,6 +98,8 @@ class JWTVerifier:
         default_max_age: float = 300.0,
         timeout: float = 5.0,
         http_client: httpx.Client | None = None,
+        jwks_uri: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         algorithms = tuple(algorithms)
         if not algorithms:
@@ -83,24 +107,31 @@ class JWTVerifier:
         for alg in algorithms:
             if alg == "none" or alg.startswith("HS") or alg not in JWSRegistry.algorithms:
                 raise ValueError(f"{alg!r} is not an asymmetric JWS algorithm")
+        if not 0 < timeout < math.inf:
+            raise ValueError("timeout must be a positive number of seconds")
+        if jwks_uri is not None and origin(jwks_uri) is None:
+            raise ValueError("jwks_uri must be an http(s) URL")
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms
         self.leeway = leeway
         self.refetch_interval = refetch_interval
         self.default_max_age = default_max_age
+        self.timeout = float(timeout)
         self._http = http_client or httpx.Client(timeout=timeout)
+        self._clock = clock
         # Not strict about header names: RFC 7515 says to ignore unknown ones (``crit`` is
         # still enforced by joserfc).
         self._jws_registry = JWSRegistry(algorithms=list(algorithms), strict_check_header=False)
         self._lock = threading.Lock()
-        self._jwks_uri: str | None = None
+        self._jwks_uri = jwks_uri
         self._keys: dict[str, Key] | None = None
         self._etag: str | None = None
         self._fetched_at = 0.0  # when the cached keys were last confirmed by the issuer
         self._expires_at = 0.0
-        self._last_attempt = float("-inf")
-        self._failed_at = float("-inf")
+        self._last_attempt = float("-inf")  # when the last refresh ended
+        self._failed_at = float("-inf")  # when the last refresh that left no keys ended
+        self._refresh: _Refresh | None = None  # the one refresh in flight
 
     def close(self) -> None:
         """Close the HTTP client (also one passed in)."""
@@ -181,81 +212,220 @@ class JWTVerifier:
 
     def _key_for(self, kid: str) -> Key | None:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             keys = self._keys
-            if keys is None or now >= self._expires_at:
-                keys = self._refresh(now)
-            key = keys.get(kid)
-            if key is None and now - self._last_attempt >= self.refetch_interval:
-                key = self._refresh(now).get(kid)
-            return key
+            fresh = keys is not None and now < self._expires_at
+            if fresh and keys is not None and kid in keys:
+                return keys[kid]
+            refresh = self._refresh
+            if refresh is None:
+                if fresh and now - self._last_attempt < self.refetch_interval:
+                    return None  # an unknown kid, and the JWKS was asked for a moment ago
+                if keys is None and now - self._failed_at < self.RETRY_AFTER_FAILURE_SECONDS:
+                    raise VerifierUnavailable("the issuer's keys could not be fetched")
+                refresh = self._refresh = _Refresh(now, time.monotonic() + self.timeout)
+                threading.Thread(
+                    target=self._run, args=(refresh,), name="jwks-refresh", daemon=True
+                ).start()
+        if not refresh.done.wait(max(0.0, refresh.deadline - time.monotonic())):
+            late = VerifierUnavailable(f"fetching the keys took over {self.timeout:g} s")
+            self._settle(refresh, late)
+            refresh.connections.cut()
+        return refresh.key(kid)
 
-    def _refresh(self, now: float) -> dict[str, Key]:
-        """Fetch the JWKS (under the lock); on failure keep recent keys, or raise."""
-        if self._keys is None and now - self._failed_at < self.RETRY_AFTER_FAILURE_SECONDS:
-            raise VerifierUnavailable("the issuer's keys could not be fetched")
-        self._last_attempt = now
+    def _run(self, refresh: _Refresh) -> None:
+        """The refresh itself, in its own thread so that no caller waits past the deadline
+        even if the connection cannot be cut (one the HTTP client reused)."""
+        outcome: _Fetched | VerifierUnavailable
         try:
-            return self._fetch_jwks(now)
+            outcome = self._fetch_jwks(refresh.connections)
         except VerifierUnavailable as error:
-            if self._keys is not None and now - self._fetched_at < self.STALE_IF_ERROR_SECONDS:
-                logger.warning("refreshing the JWKS failed (%s); using the cached keys", error)
-                self._expires_at = max(self._expires_at, now + self.refetch_interval)
-                return self._keys
-            self._keys = None
-            self._failed_at = now
-            logger.warning("fetching the JWKS failed: %s", error)
-            raise
+            outcome = error
+        except Exception as error:  # a thread's exception would be lost: report it instead
+            logger.exception("fetching the JWKS failed unexpectedly")
+            outcome = VerifierUnavailable(f"fetching the keys failed: {type(error).__name__}")
+        self._settle(refresh, outcome)
 
-    def _fetch_jwks(self, now: float) -> dict[str, Key]:
-        jwks_uri = self._jwks_uri or self._discover_jwks_uri()
+    def _settle(self, refresh: _Refresh, outcome: _Fetched | VerifierUnavailable) -> None:
+        """Publish a refresh's outcome to the cache and to its waiters, once: the first of
+        the fetch and a waiter past the deadline wins. The back-off and the refetch interval
+        count from now, the END of the fetch, so a slow failure is followed by a full
+        interval; freshness counts from when the request was sent (RFC 9111 §4.2.3)."""
+        with self._lock:
+            if self._refresh is not refresh:
+                return
+            self._refresh = None
+            now = self._clock()
+            self._last_attempt = now
+            if isinstance(outcome, VerifierUnavailable):
+                refresh.keys = self._failed(outcome, now)
+                refresh.error = outcome if refresh.keys is None else None
+            else:
+                self._keys = refresh.keys = outcome.keys
+                self._etag = outcome.etag
+                self._fetched_at = refresh.started
+                max_age = cache_max_age(outcome.cache_control, self.default_max_age)
+                self._expires_at = refresh.started + min(max_age, self.MAX_CACHE_SECONDS)
+            refresh.done.set()
+
+    def _failed(self, error: VerifierUnavailable, now: float) -> dict[str, Key] | None:
+        """Under the lock: the recent keys to keep using after a failed refresh, or None."""
+        if self._keys is not None and now - self._fetched_at < self.STALE_IF_ERROR_SECONDS:
+            logger.warning("refreshing the JWKS failed (%s); using the cached keys", error)
+            self._expires_at = max(self._expires_at, now + self.refetch_interval)
+            return self._keys
+        self._keys = None
+        self._failed_at = now
+        logger.warning("fetching the JWKS failed: %s", error)
+        return None
+
+    def _fetch_jwks(self, connections: _Connections) -> _Fetched:
+        """GET the JWKS (discovering its URL first if need be); no cache state is changed."""
+        jwks_uri = self._jwks_uri or self._discover_jwks_uri(connections)
         headers = {"Accept": "application/json"}
-        if self._etag and self._keys is not None:
-            headers["If-None-Match"] = self._etag
-        response = self._get(jwks_uri, headers)
-        if response.status_code == 304 and self._keys is not None:
-            keys = self._keys
-        else:
-            document = self._json(response, "JWKS")
-            keys = _import_keys(document.get("keys"))
-            if not keys:
-                raise VerifierUnavailable("the JWKS holds no usable keys")
-            self._etag = response.headers.get("ETag")
-        self._keys = keys
-        self._fetched_at = now
-        max_age = cache_max_age(response.headers.get("Cache-Control"), self.default_max_age)
-        self._expires_at = now + min(max_age, self.MAX_CACHE_SECONDS)
-        return keys
+        cached, etag = self._keys, self._etag
+        if etag and cached is not None:
+            headers["If-None-Match"] = etag
+        response, body = self._get(jwks_uri, headers, connections)
+        cache_control = response.headers.get("Cache-Control")
+        if response.status_code == 304 and cached is not None:
+            return _Fetched(cached, etag, cache_control)
+        listed = self._json(response, body, "JWKS").get("keys")
+        if isinstance(listed, list) and len(listed) > self.MAX_KEYS:
+            raise VerifierUnavailable(f"the JWKS lists more than {self.MAX_KEYS} keys")
+        keys = _import_keys(listed)
+        if not keys:
+            raise VerifierUnavailable("the JWKS holds no usable keys")
+        return _Fetched(keys, response.headers.get("ETag"), cache_control)
 
-    def _discover_jwks_uri(self) -> str:
+    def _discover_jwks_uri(self, connections: _Connections) -> str:
         url = self.issuer.rstrip("/") + METADATA_PATH
-        metadata = self._json(self._get(url, {"Accept": "application/json"}), "metadata")
+        response, body = self._get(url, {"Accept": "application/json"}, connections)
+        metadata = self._json(response, body, "metadata")
         if metadata.get("issuer") != self.issuer:
             # RFC 8414 §3.3: a mismatch means a misconfigured API or an impostor server.
             raise VerifierUnavailable("the metadata names a different issuer")
         jwks_uri = metadata.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+        if not isinstance(jwks_uri, str) or origin(jwks_uri) is None:
             raise VerifierUnavailable("the metadata has no jwks_uri")
+        if not same_origin(jwks_uri, self.issuer):
+            raise VerifierUnavailable(
+                "the metadata's jwks_uri is not on the issuer's origin "
+                "(pass jwks_uri= to trust keys served elsewhere)"
+            )
         self._jwks_uri = jwks_uri
         return jwks_uri
 
-    def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+    def _get(
+        self, url: str, headers: dict[str, str], connections: _Connections
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, at most ``MAX_DOCUMENT_BYTES`` of it. Each request
+        gets a connection of its own (``Connection: close``), so that the deadline can cut
+        it; a fetch every few minutes does not need keep-alive."""
+        headers = {**headers, "Connection": "close", "Accept-Encoding": "identity"}
+        extensions = {"trace": connections.trace}
         try:
-            return self._http.get(url, headers=headers)
+            with self._http.stream("GET", url, headers=headers, extensions=extensions) as response:
+                return response, _read_capped(response, self.MAX_DOCUMENT_BYTES)
         except httpx.HTTPError as error:
+            if connections.was_cut:
+                raise VerifierUnavailable(f"GET {url} took over {self.timeout:g} s") from None
             raise VerifierUnavailable(f"GET {url} failed: {type(error).__name__}") from None
 
     @staticmethod
-    def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    def _json(response: httpx.Response, body: bytes, what: str) -> dict[str, Any]:
         if response.status_code != 200:
             raise VerifierUnavailable(f"the {what} request answered {response.status_code}")
         try:
-            document = response.json()
+            document = json.loads(body)
         except ValueError:
             document = None
         if not isinstance(document, dict):
             raise VerifierUnavailable(f"the {what} is not a JSON object")
         return document
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A successful fetch: the keys (the cached ones again after a 304) and the response's
+    caching headers."""
+
+    keys: dict[str, Key]
+    etag: str | None
+    cache_control: str | None
+
+
+class _Connections:
+    """The connections one refresh opens, so that they can be shut at its deadline.
+
+    httpx has no total timeout for a synchronous request; shutting the socket down from
+    another thread is what ends a read that a dribbling server keeps alive. The sockets come
+    from httpcore's ``trace`` extension: every connect (and TLS upgrade) reports the network
+    stream it made, and ``get_extra_info("socket")`` is that stream's public accessor.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: list[Any] = []
+        self.was_cut = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        stream = info.get("return_value")
+        if not event.endswith(".complete") or not hasattr(stream, "get_extra_info"):
+            return
+        with self._lock:
+            self._streams.append(stream)
+            cut = self.was_cut
+        if cut:  # connected only after the deadline: shut at once
+            _shut(stream)
+
+    def cut(self) -> None:
+        with self._lock:
+            self.was_cut = True
+            streams = list(self._streams)
+        for stream in streams:
+            _shut(stream)
+
+
+def _shut(stream: Any) -> None:
+    sock = stream.get_extra_info("socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed: nothing left to stop
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Refresh:
+    """One refresh in flight: when it started (by the verifier's clock), its deadline (real
+    time), its connections, and (once ``done``) its outcome, which every caller that waited
+    for it shares."""
+
+    def __init__(self, started: float, deadline: float) -> None:
+        self.started = started
+        self.deadline = deadline
+        self.connections = _Connections()
+        self.done = threading.Event()
+        self.keys: dict[str, Key] | None = None
+        self.error: VerifierUnavailable | None = None
+
+    def key(self, kid: str) -> Key | None:
+        if self.error is not None:
+            # A new instance per waiter, so that tracebacks do not pile up on one object.
+            raise VerifierUnavailable(str(self.error))
+        return (self.keys or {}).get(kid)
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, refused once it passes ``limit`` bytes: by its ``Content-Length`` before
+    reading anything, or as it streams in when it has none (or lies)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise VerifierUnavailable(f"the response is over {limit} bytes")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise VerifierUnavailable(f"the response is over {limit} bytes")
+    return bytes(body)
 
 
 def _import_keys(jwks: object) -> dict[str, Key]:
