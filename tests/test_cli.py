@@ -214,7 +214,7 @@ def test_list_json_is_a_list_of_client_objects_without_secrets(cli: RunCli) -> N
             "api",
             "--secret-stdin",
             "--json",
-            input="a chosen secret\n",
+            input="a chosen secret, long enough\n",
         )  # fmt: skip
     )
     result = ok(cli("clients", "list", "--json"))

@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from authserver.cli.context import app_context, audit, emit_json
+from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.extensions import db
 from authserver.services import clients as registry
+from authserver.services.formatting import printable
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 AUDIENCE_OPTION = click.option(
@@ -22,15 +24,16 @@ AUDIENCE_OPTION = click.option(
 )
 EXPIRES_IN_OPTION = click.option(
     "--expires-in",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, registry.MAX_SECRET_LIFETIME),
     metavar="SECONDS",
-    help="The new secret stops working by itself after this many seconds.",
+    help="The new secret stops working by itself after this many seconds (at most ten years).",
 )
 TOKEN_TTL_OPTION = click.option(
     "--token-ttl",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ACCESS_TOKEN_TTL),
     metavar="SECONDS",
-    help="Access-token lifetime for this client (default: AUTHSERVER_ACCESS_TOKEN_TTL).",
+    help="Access-token lifetime for this client, at most a day "
+    "(default: AUTHSERVER_ACCESS_TOKEN_TTL).",
 )
 
 
@@ -82,11 +85,11 @@ def create(
 @click.argument("client_id")
 @click.option(
     "--grace",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, registry.MAX_GRACE),
     default=0,
     show_default=True,
     metavar="SECONDS",
-    help="How long the old secret keeps working (0: it stops at once).",
+    help="How long the old secret keeps working, at most a week (0: it stops at once).",
 )
 @EXPIRES_IN_OPTION
 @JSON_OPTION
@@ -127,7 +130,8 @@ def list_(as_json: bool) -> None:
         )
     for view in views:
         state = "enabled" if view["enabled"] else "disabled"
-        click.echo(f"{view['client_id']}  {state:8}  {view['name']}  [{view['scope']}]")
+        client_id, name, scope = (printable(view[f]) for f in ("client_id", "name", "scope"))
+        click.echo(f"{client_id}  {state:8}  {name}  [{scope}]")
 
 
 @group.command("show")
@@ -226,8 +230,11 @@ def _output(view: dict[str, Any], as_json: bool) -> None:
 
 
 def _print_client(view: dict[str, Any]) -> None:
+    """One ``field: value`` line per field; stored text is escaped so it stays on its line."""
     for field, value in view.items():
         if field == "client_secret":
             continue
         shown = ", ".join(value) if isinstance(value, list) else value
-        click.echo(f"{field}: {'-' if shown in (None, '') else shown}")
+        if shown in (None, ""):
+            shown = "-"
+        click.echo(f"{field}: {printable(shown) if isinstance(shown, str) else shown}")

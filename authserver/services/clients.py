@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import ClientNotFound, InvalidClientData
 from authserver.models import Client, ClientSecret, utcnow
 from authserver.security import secrets
@@ -27,8 +28,20 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7E]+")
 #: Anything else cannot be a client id; it is never sent to the database (PostgreSQL rejects
 #: a NUL byte in text with an error, which must not look like an outage).
 _PLAUSIBLE_CLIENT_ID = re.compile(r"[\x21-\x7E]{1,64}")
+#: RFC 3986 §2 characters (reserved, unreserved, percent-encoded) less ``#``: RFC 8707 §2
+#: forbids a fragment in a resource indicator. No whitespace, control or non-ASCII character.
+_URI_CHARACTERS = re.compile(r"(?:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+#: RFC 8141 §2: ``urn:`` NID ``:`` NSS, the NID 2 to 32 letters, digits or inner hyphens.
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:.+", re.IGNORECASE)
+AUDIENCE_SCHEMES = ("https", "http", "urn")
 MAX_NAME_LENGTH = 200
+#: An admin-chosen secret can be guessed, unlike a generated one: this is its floor.
+MIN_CHOSEN_SECRET_LENGTH = 16
 MAX_CHOSEN_SECRET_LENGTH = 512
+#: The longest an old secret may keep working after a rotation (a week).
+MAX_GRACE = 604_800
+#: The longest a secret may be given to live with ``expires_in`` (ten years).
+MAX_SECRET_LIFETIME = 315_360_000
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -52,32 +65,83 @@ def normalize_scope(scope: str) -> str:
 
 
 def normalize_audiences(audiences: list[str] | tuple[str, ...]) -> list[str]:
-    """Audiences are RFC 8707 resource indicators: absolute URIs without a fragment."""
+    """Audiences are RFC 8707 resource indicators: absolute URIs without a fragment.
+
+    Only ``https``, ``http`` (with a host) and ``urn`` are accepted: they end up in every
+    token's ``aud`` and in resource servers' configuration, where ``javascript:`` or a URI
+    with a trailing newline has no business. Python's ``urlsplit`` silently drops tabs and
+    newlines, so the characters are checked on the raw string first.
+    """
     for audience in audiences:
-        parts = urlsplit(audience)
-        if (
-            not parts.scheme
-            or not (parts.netloc or parts.path)
-            or parts.fragment
-            or " " in audience
-        ):
+        if not _is_resource_indicator(audience):
             raise InvalidClientData(
-                f"audience {audience!r} must be an absolute URI without a fragment"
+                f"audience {audience!r} must be an absolute https, http or urn URI "
+                "without a fragment, whitespace or control characters"
             )
     return list(dict.fromkeys(audiences))
 
 
+def _is_resource_indicator(audience: str) -> bool:
+    if not _URI_CHARACTERS.fullmatch(audience):
+        return False
+    scheme = audience.partition(":")[0].lower()
+    if scheme == "urn":
+        return _URN.fullmatch(audience) is not None
+    if scheme not in AUDIENCE_SCHEMES:
+        return False
+    try:
+        parts = urlsplit(audience)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 def _normalize_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidClientData(f"name must be 1 to {MAX_NAME_LENGTH} characters")
-    return name
+    """1 to 200 printable characters, surrounding spaces dropped.
+
+    Names are shown in terminals and logs: a newline would forge a row of ``clients list``,
+    an escape sequence would drive the admin's terminal, a bidi override would disguise the
+    name. ``str.isprintable`` refuses every Unicode control, format and separator character
+    except the ASCII space.
+    """
+    stripped = name.strip(" ")
+    if not name.isprintable() or not 1 <= len(stripped) <= MAX_NAME_LENGTH:
+        raise InvalidClientData(
+            f"name must be 1 to {MAX_NAME_LENGTH} printable characters "
+            "(no newline, tab, escape or other control character)"
+        )
+    return stripped
+
+
+def _in_range(value: int, what: str, low: int, high: int) -> int:
+    """``value`` if ``low <= value <= high``; the CLI checks the same bounds as a usage error.
+
+    Larger numbers overflow date arithmetic (a ``timedelta`` beyond year 9999) and would
+    break key retention, the JWKS and introspection for everyone, not just this client.
+    """
+    if not low <= value <= high:
+        raise InvalidClientData(f"{what} must be {low} to {high} seconds, got {value}")
+    return value
+
+
+def _token_ttl(token_ttl: int | None) -> int | None:
+    if token_ttl is None:
+        return None
+    return _in_range(token_ttl, "token_ttl", 1, MAX_ACCESS_TOKEN_TTL)
 
 
 def _hash_chosen_secret(secret: str) -> str:
+    """Hash an admin-chosen secret after checking it is long enough to resist guessing."""
+    if len(secret) < MIN_CHOSEN_SECRET_LENGTH:
+        raise InvalidClientData(
+            f"the secret must be at least {MIN_CHOSEN_SECRET_LENGTH} characters long "
+            f"(it has {len(secret)}); choose a longer one or let authserver generate one"
+        )
     if not _PRINTABLE_ASCII.fullmatch(secret) or len(secret) > MAX_CHOSEN_SECRET_LENGTH:
         raise InvalidClientData(
-            f"the secret must be 1 to {MAX_CHOSEN_SECRET_LENGTH} printable ASCII characters"
+            f"the secret must be {MIN_CHOSEN_SECRET_LENGTH} to {MAX_CHOSEN_SECRET_LENGTH} "
+            "printable ASCII characters (no tab, newline or non-ASCII character)"
         )
     return secrets.hash_chosen_secret(secret)
 
@@ -95,13 +159,13 @@ def create_client(
 ) -> NewClient:
     """Register a client; the secret is generated unless the admin supplies one to migrate."""
     now = now or utcnow()
-    plain_secret, secret = _new_secret(chosen_secret, secret_expires_in, now)
+    plain_secret, secret = _new_secret(chosen_secret, _expiry(secret_expires_in, now), now)
     client = Client(
         client_id=secrets.generate_client_id(),
         name=_normalize_name(name),
         scope=normalize_scope(scope),
         audiences=normalize_audiences(audiences),
-        token_ttl=token_ttl,
+        token_ttl=_token_ttl(token_ttl),
         enabled=True,
         created_at=now,
     )
@@ -122,16 +186,22 @@ def rotate_secret(
     """Give a client a new generated secret; the previous one works ``grace`` seconds more.
 
     A client has at most two live secrets, so rotating again during a grace period ends the
-    older one at once. Hashes of secrets that stopped working are deleted.
+    older one at once. Hashes of secrets that stopped working are deleted. The client is
+    locked first: rotations running at the same moment would otherwise each read the same
+    secrets and each keep "the previous one", leaving three or more live secrets.
     """
+    _in_range(grace, "grace", 0, MAX_GRACE)
+    client = get_client(session, client_id, for_update=True)
+    # The clock is read once the lock is held: a rotation that waited for another comes
+    # after it, and its secret must be the newer of the two.
     now = now or utcnow()
-    client = get_client(session, client_id)
+    grace_end = now + timedelta(seconds=grace)
+    expires_at = _expiry(expires_in, now)
     previous = sorted(
         (s for s in client.secrets if not _expired(s, now)),
         key=lambda s: (s.created_at, s.id),
         reverse=True,
     )
-    grace_end = now + timedelta(seconds=grace)
     for index, old in enumerate(previous):
         if grace == 0 or index > 0:
             client.secrets.remove(old)
@@ -139,14 +209,37 @@ def rotate_secret(
             old.expires_at = grace_end
     for expired in [s for s in client.secrets if _expired(s, now)]:
         client.secrets.remove(expired)
-    plain_secret, secret = _new_secret(None, expires_in, now)
+    plain_secret, secret = _new_secret(None, expires_at, now)
     client.secrets.append(secret)
     session.flush()
     return NewClient(client, plain_secret)
 
 
+def _lock_database_for_writing(session: Session) -> None:
+    """On SQLite, take the database's write lock now, before the transaction reads anything.
+
+    SQLite has no row locks (``FOR UPDATE`` is not even rendered) and its driver begins a
+    transaction only at the first write, so a plain read sees a state another process may
+    change before this one writes. ``BEGIN IMMEDIATE`` waits out the busy timeout for the
+    lock instead. A transaction that has already written holds the lock, so it is left be.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver_connection: Any = connection.connection.driver_connection
+    if not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _expiry(expires_in: int | None, now: datetime) -> datetime | None:
+    """When a secret given ``expires_in`` seconds stops working (``None``: never)."""
+    if expires_in is None:
+        return None
+    return now + timedelta(seconds=_in_range(expires_in, "expires_in", 1, MAX_SECRET_LIFETIME))
+
+
 def _new_secret(
-    chosen_secret: str | None, expires_in: int | None, now: datetime
+    chosen_secret: str | None, expires_at: datetime | None, now: datetime
 ) -> tuple[str, ClientSecret]:
     if chosen_secret is None:
         plain_secret = secrets.generate_client_secret()
@@ -154,7 +247,6 @@ def _new_secret(
     else:
         plain_secret = chosen_secret
         secret_hash = _hash_chosen_secret(chosen_secret)
-    expires_at = now + timedelta(seconds=expires_in) if expires_in else None
     return plain_secret, ClientSecret(
         secret_hash=secret_hash, created_at=now, expires_at=expires_at
     )
@@ -189,8 +281,17 @@ def record_last_used(session: Session, last_used: dict[str, datetime]) -> None:
         )
 
 
-def get_client(session: Session, client_id: str) -> Client:
-    client = session.get(Client, client_id)
+def get_client(session: Session, client_id: str, *, for_update: bool = False) -> Client:
+    """The client; with ``for_update``, locked until the caller commits.
+
+    The lock (``SELECT ... FOR UPDATE``, the write lock on SQLite) serialises changes that
+    read the client's state before writing it, such as a secret rotation.
+    """
+    if for_update:
+        _lock_database_for_writing(session)
+    client = session.get(
+        Client, client_id, with_for_update=for_update, populate_existing=for_update
+    )
     if client is None:
         raise ClientNotFound(client_id)
     return client
@@ -218,7 +319,7 @@ def update_client(
     if audiences is not None:
         client.audiences = normalize_audiences(audiences)
     if token_ttl is not None:
-        client.token_ttl = token_ttl
+        client.token_ttl = _token_ttl(token_ttl)
     session.flush()
     return client
 
@@ -276,7 +377,7 @@ def registration(session: Session, client_id: str) -> Registration | None:
         enabled=first.enabled,
         scopes=tuple(first.scope.split()),
         audiences=tuple(first.audiences),
-        token_ttl=first.token_ttl,
+        token_ttl=_bounded_stored_ttl(first.token_ttl),
         secrets=tuple(
             (row.secret_hash, row.expires_at) for row in rows if row.secret_hash is not None
         ),
@@ -318,8 +419,18 @@ def _expired(secret: ClientSecret, now: datetime) -> bool:
 
 def longest_token_ttl(session: Session, default_ttl: int) -> int:
     """The longest lifetime any client's tokens can have: how long a retired key must stay."""
-    longest = session.scalar(select(func.max(Client.token_ttl)))
+    longest = _bounded_stored_ttl(session.scalar(select(func.max(Client.token_ttl))))
     return max(default_ttl, longest or 0)
+
+
+def _bounded_stored_ttl(token_ttl: int | None) -> int | None:
+    """A stored lifetime, capped at ``MAX_ACCESS_TOKEN_TTL``.
+
+    Versions before the bound stored any number; migration 0003 clamps those rows, but a
+    server may read them before ``authserver db upgrade`` runs, and one such row must not
+    overflow key retention (JWKS, introspection, ``keys list``) nor mint a near-eternal token.
+    """
+    return None if token_ttl is None else min(token_ttl, MAX_ACCESS_TOKEN_TTL)
 
 
 def client_view(client: Client) -> dict[str, Any]:
