@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
 
 from authserver.client.errors import TokenError, json_object, network_errors, unexpected_answer
-from authserver.wellknown import METADATA_PATH
+from authserver.wellknown import METADATA_PATH, same_origin
 
 #: Seconds before expiry at which a cached token is replaced: long enough for a request that
 #: starts with the token to reach the API (and be verified) before the token expires.
@@ -25,18 +28,79 @@ DEFAULT_REFRESH_MARGIN = 180.0
 #: Used for the httpx client this module creates: a token request is small and quick, and a
 #: hung authorization server must not hang every caller waiting for a token.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+#: The longest a token is cached, whatever ``expires_in`` says: a server (or a proxy) that
+#: claims a year must not pin one token, revoked or not, in a service for that long.
+MAX_TOKEN_LIFETIME = 86_400.0
+#: The most bytes read of a metadata or token response: a token response is a few KiB.
+MAX_RESPONSE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class _Token:
     value: str
-    #: ``time.monotonic()`` from which the token is replaced; None when the server did not say
+    #: The ``clock()`` reading from which the token is replaced; None when the server did not say
     #: when it expires (the token is then used by the callers that shared its fetch and never
     #: reused).
     refresh_at: float | None
 
     def __repr__(self) -> str:
         return f"_Token(value='***', refresh_at={self.refresh_at!r})"
+
+
+class _CappedBody:
+    """A response body read under ``MAX_RESPONSE_BYTES``: refused by its ``Content-Length``
+    before anything is read, or as soon as the bytes streaming in pass the limit."""
+
+    def __init__(self, response: httpx.Response, what: str) -> None:
+        self.status = response.status_code
+        self.what = what
+        self.content = bytearray()
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+            raise self._too_large()
+
+    def add(self, chunk: bytes) -> None:
+        self.content += chunk
+        if len(self.content) > MAX_RESPONSE_BYTES:
+            raise self._too_large()
+
+    def _too_large(self) -> TokenError:
+        return TokenError(
+            "server_error",
+            f"{self.what} answered with more than {MAX_RESPONSE_BYTES} bytes",
+            self.status,
+        )
+
+
+def _jwt_exp(token: str) -> int | float | None:
+    """The ``exp`` claim of a JWT access token, read WITHOUT verifying it: only to avoid
+    caching the token past its own expiry. None when the token is opaque (RFC 6749 does not
+    make access tokens JWTs) or carries no usable ``exp``."""
+    try:
+        claims = json.loads(extract_compact(token.encode()).payload)
+    except (JoseError, ValueError, RecursionError, UnicodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        return None
+    return exp
+
+
+def _expires_in(value: Any) -> int | float | None:
+    """``expires_in`` as a number of seconds (RFC 6749 §5.1; some servers send a string of
+    digits); None when absent; ``TokenError`` for anything that is not a duration."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < math.inf  # JSON allows Infinity and NaN
+    ):
+        shown = value if isinstance(value, int | float) else type(value).__name__
+        raise TokenError("server_error", f"expires_in {shown!r:.40} is not a duration", 200)
+    return value
 
 
 class _ClientCredentialsBase:
@@ -53,6 +117,7 @@ class _ClientCredentialsBase:
         scope: str | Sequence[str] | None = None,
         audience: str | None = None,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if (token_url is None) == (issuer is None):
             raise ValueError("give exactly one of token_url or issuer")
@@ -72,6 +137,7 @@ class _ClientCredentialsBase:
         self.scope = scope if scope is None or isinstance(scope, str) else " ".join(scope)
         self.audience = audience
         self.refresh_margin = float(refresh_margin)
+        self._clock = clock
         self._token: _Token | None = None
         # Single-flight bookkeeping: a caller that waited while another fetched uses that
         # fetch's outcome (``_last``) instead of starting its own.
@@ -105,7 +171,7 @@ class _ClientCredentialsBase:
         token = self._token
         if token is None or token.refresh_at is None:
             return generation, None
-        if time.monotonic() >= token.refresh_at:
+        if self._clock() >= token.refresh_at:
             return generation, None
         return generation, token.value
 
@@ -141,56 +207,74 @@ class _ClientCredentialsBase:
         headers = {"Authorization": self._authorization, "Accept": "application/json"}
         return headers, form
 
-    def _discovered(self, response: httpx.Response) -> str:
-        """The token endpoint from RFC 8414 metadata, after checking it is our issuer's."""
-        body = json_object(response)
-        if response.status_code != 200 or body is None:
-            raise unexpected_answer(response, "the metadata endpoint")
+    def _discovered(self, answer: _CappedBody) -> str:
+        """The token endpoint from RFC 8414 metadata, after checking it is our issuer's and
+        on our issuer's origin: the secret goes only where the caller pointed."""
+        body = json_object(answer.content)
+        status = answer.status
+        if status != 200 or body is None:
+            raise unexpected_answer(status, answer.content, "the metadata endpoint")
         if body.get("issuer") != self.issuer:
             # RFC 8414 §3.3: metadata naming another issuer must not be used (it could send
             # our secret to an endpoint that an attacker controls).
+            named = body.get("issuer")
             raise TokenError(
                 "server_error",
-                f"metadata at {self._metadata_url()} names issuer {body.get('issuer')!r}, "
+                f"metadata at {self._metadata_url()} names issuer "
+                f"{named if isinstance(named, str) else type(named).__name__!r:.100}, "
                 f"not {self.issuer!r} (RFC 8414 §3.3)",
-                response.status_code,
+                status,
             )
         endpoint = body.get("token_endpoint")
         if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
             raise TokenError(
                 "server_error",
                 f"metadata at {self._metadata_url()} has no usable token_endpoint",
-                response.status_code,
+                status,
+            )
+        if self.issuer is None or not same_origin(endpoint, self.issuer):
+            raise TokenError(
+                "server_error",
+                f"the metadata's token_endpoint {endpoint!r:.100} is not on the issuer's "
+                "origin; pass token_url= instead of issuer= to use it",
+                status,
             )
         self.token_url = endpoint
         return endpoint
 
-    def _parsed(self, response: httpx.Response, sent_at: float) -> _Token:
+    def _parsed(self, answer: _CappedBody, sent_at: float) -> _Token:
         """The token from a token response, or the OAuth error it carries."""
-        body = json_object(response)
-        if response.status_code != 200 or body is None:
-            raise unexpected_answer(response, "the token endpoint")
+        body = json_object(answer.content)
+        if answer.status != 200 or body is None:
+            raise unexpected_answer(answer.status, answer.content, "the token endpoint")
         access_token = body.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise TokenError("server_error", "token response without access_token", 200)
         token_type = body.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             # RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-            raise TokenError("server_error", f"token_type {token_type!r} is not Bearer", 200)
-        expires_in = body.get("expires_in")
-        if expires_in is None:
+            shown = token_type if isinstance(token_type, str) else type(token_type).__name__
+            raise TokenError("server_error", f"token_type {shown!r:.40} is not Bearer", 200)
+        lifetime = self._lifetime(_expires_in(body.get("expires_in")), _jwt_exp(access_token))
+        if lifetime is None or lifetime <= 0:
             return _Token(access_token, None)
-        if isinstance(expires_in, str) and expires_in.isdigit():
-            expires_in = int(expires_in)  # some servers send it as a string
-        if (
-            isinstance(expires_in, bool)
-            or not isinstance(expires_in, int | float)
-            or not 0 <= expires_in < math.inf  # JSON allows Infinity and NaN
-        ):
-            raise TokenError("server_error", f"expires_in {expires_in!r} is not a duration", 200)
         # Measured from when the request was sent: the server's clock started no earlier. A
         # margin is never more than half the lifetime, so short-lived tokens are still reused.
-        return _Token(access_token, sent_at + expires_in - min(self.refresh_margin, expires_in / 2))
+        return _Token(access_token, sent_at + lifetime - min(self.refresh_margin, lifetime / 2))
+
+    @staticmethod
+    def _lifetime(expires_in: int | float | None, exp: int | float | None) -> float | None:
+        """Seconds to keep the token: the least of ``expires_in``, what its own ``exp``
+        leaves, and ``MAX_TOKEN_LIFETIME``; None when the server said neither."""
+        if expires_in is None and exp is None:
+            return None
+        bounds = [MAX_TOKEN_LIFETIME]  # compared before any arithmetic: 1e400 stays harmless
+        if expires_in is not None:
+            bounds.append(min(expires_in, MAX_TOKEN_LIFETIME))
+        if exp is not None:
+            now = time.time()
+            bounds.append(min(exp, now + MAX_TOKEN_LIFETIME) - now)
+        return min(bounds)
 
 
 class ClientCredentials(_ClientCredentialsBase):
@@ -198,14 +282,24 @@ class ClientCredentials(_ClientCredentialsBase):
 
     Give exactly one of ``token_url`` or ``issuer``; with ``issuer`` the token endpoint is
     read once from ``{issuer}/.well-known/oauth-authorization-server`` (RFC 8414), whose
-    ``issuer`` must be the configured one. ``scope`` (a string or a list) and ``audience``
-    are sent when given; otherwise the server grants the client's registered ones.
+    ``issuer`` must be the configured one and whose ``token_endpoint`` must be on the
+    issuer's origin (scheme, host and port): the secret is never sent to a host the caller
+    did not name. A token endpoint elsewhere is used by passing it as ``token_url``.
+    ``scope`` (a string or a list) and ``audience`` are sent when given; otherwise the
+    server grants the client's registered ones.
 
     ``token()`` returns the cached token while at least ``refresh_margin`` seconds of its
-    ``expires_in`` remain (measured with ``time.monotonic`` from when its request was sent),
-    and fetches a new one otherwise; threads that find the cache empty together share one
-    fetch. The margin is capped at half the token's lifetime, so a client whose tokens live
-    180 s or less still reuses each token for half its life instead of fetching per call.
+    lifetime remain (measured with ``clock``, ``time.monotonic`` unless a test injects
+    another, from when its request was sent), and fetches a new one otherwise; threads that
+    find the cache empty together share one fetch. The lifetime is the server's
+    ``expires_in``, but never past the token's own ``exp`` (read, not verified, when the
+    token is a JWT) nor ``MAX_TOKEN_LIFETIME`` (a day); a token with neither is not reused.
+    The margin is capped at half the lifetime, so a client whose tokens live 180 s or less
+    still reuses each token for half its life instead of fetching per call.
+
+    Responses over ``MAX_RESPONSE_BYTES`` (1 MiB) are refused without being read whole,
+    and the server's ``error``/``error_description`` reach ``TokenError`` made printable
+    and cut to 300 characters.
 
     The source makes its own ``httpx.Client`` (10 s timeouts) unless ``http_client`` is given
     (for proxies, custom CA bundles, ...); only its own client is closed by ``close()``.
@@ -223,6 +317,7 @@ class ClientCredentials(_ClientCredentialsBase):
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         http_client: httpx.Client | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
             client_id,
@@ -232,6 +327,7 @@ class ClientCredentials(_ClientCredentialsBase):
             scope=scope,
             audience=audience,
             refresh_margin=refresh_margin,
+            clock=clock,
         )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
@@ -259,16 +355,22 @@ class ClientCredentials(_ClientCredentialsBase):
     def _fetch(self) -> _Token:
         token_url = self.token_url
         if token_url is None:
-            with network_errors(f"cannot fetch {self._metadata_url()}"):
-                metadata = self._http.get(
-                    self._metadata_url(), headers={"Accept": "application/json"}
-                )
-            token_url = self._discovered(metadata)
+            token_url = self._discovered(self._send("GET", self._metadata_url(), "metadata"))
         headers, form = self._token_request()
-        sent_at = time.monotonic()
-        with network_errors(f"cannot reach {token_url}"):
-            response = self._http.post(token_url, data=form, headers=headers)
-        return self._parsed(response, sent_at)
+        sent_at = self._clock()
+        answer = self._send("POST", token_url, "the token endpoint", data=form, headers=headers)
+        return self._parsed(answer, sent_at)
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _CappedBody:
+        kwargs.setdefault("headers", {"Accept": "application/json"})
+        with (
+            network_errors(f"cannot reach {url}"),
+            self._http.stream(method, url, **kwargs) as response,
+        ):
+            answer = _CappedBody(response, what)
+            for chunk in response.iter_bytes():
+                answer.add(chunk)
+        return answer
 
     def close(self) -> None:
         """Close the httpx client this source created (not one that was passed in)."""
@@ -304,6 +406,7 @@ class AsyncClientCredentials(_ClientCredentialsBase):
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
             client_id,
@@ -313,6 +416,7 @@ class AsyncClientCredentials(_ClientCredentialsBase):
             scope=scope,
             audience=audience,
             refresh_margin=refresh_margin,
+            clock=clock,
         )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
@@ -340,16 +444,23 @@ class AsyncClientCredentials(_ClientCredentialsBase):
     async def _fetch(self) -> _Token:
         token_url = self.token_url
         if token_url is None:
-            with network_errors(f"cannot fetch {self._metadata_url()}"):
-                metadata = await self._http.get(
-                    self._metadata_url(), headers={"Accept": "application/json"}
-                )
+            metadata = await self._send("GET", self._metadata_url(), "metadata")
             token_url = self._discovered(metadata)
         headers, form = self._token_request()
-        sent_at = time.monotonic()
-        with network_errors(f"cannot reach {token_url}"):
-            response = await self._http.post(token_url, data=form, headers=headers)
-        return self._parsed(response, sent_at)
+        sent_at = self._clock()
+        answer = await self._send(
+            "POST", token_url, "the token endpoint", data=form, headers=headers
+        )
+        return self._parsed(answer, sent_at)
+
+    async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _CappedBody:
+        kwargs.setdefault("headers", {"Accept": "application/json"})
+        with network_errors(f"cannot reach {url}"):
+            async with self._http.stream(method, url, **kwargs) as response:
+                answer = _CappedBody(response, what)
+                async for chunk in response.aiter_bytes():
+                    answer.add(chunk)
+        return answer
 
     async def aclose(self) -> None:
         """Close the httpx client this source created (not one that was passed in)."""

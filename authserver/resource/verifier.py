@@ -338,7 +338,7 @@ class JWTVerifier:
             raise VerifierUnavailable(f"the {what} request answered {response.status_code}")
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to parse
             document = None
         if not isinstance(document, dict):
             raise VerifierUnavailable(f"the {what} is not a JSON object")
