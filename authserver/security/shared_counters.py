@@ -10,12 +10,13 @@ an exact moving window would need every failure's time, the fixed window needs o
 
 The table never grows: :data:`TABLE_SLOTS` entries of :data:`ENTRY` bytes whatever keys arrive.
 A key hashes (keyed BLAKE2b, its key random per instance, so nobody can aim ids at one group)
-to a group of :data:`PROBE` neighbouring slots; a new key takes an expired slot of its group,
-else the one with the fewest failures, the oldest among equals. A flood of made-up ids thus
+to a group of :data:`PROBE` neighbouring slots; a new key takes an expired or empty slot of its
+group, else the one with the fewest failures, the oldest among equals. A flood of made-up ids thus
 reuses the slots of other made-up ids (one failure each) before a locked id's.
 
-Updates run under a thread lock and, with a file, ``flock`` on it, which excludes the other
-workers; a check is a hash, the lock and at most :data:`PROBE` reads from memory.
+Updates run under a thread lock and, with a file, an exclusive ``flock`` on it, which excludes
+the other workers; a check (every OAuth request makes one) takes the lock shared and is a hash
+and one search of the group's 256 bytes of memory, no file read.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 #: Key digest, monotonic time the window ends, failures counted in it.
 ENTRY = struct.Struct("<16sdI4x")
@@ -64,8 +64,8 @@ class SharedCounters:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if slots < PROBE or slots & (slots - 1):
-            raise ValueError("slots must be a power of two, at least PROBE")
-        self._mask = slots - 1
+            raise ValueError(f"slots must be a power of two, at least {PROBE}")
+        self._group_mask = slots // PROBE - 1
         self._clock = clock
         self._thread_lock = threading.Lock()
         self._descriptor: int | None = None
@@ -83,56 +83,87 @@ class SharedCounters:
     def retry_after(self, key: str, limit: int) -> int | None:
         """Seconds until ``key``'s window ends if it holds ``limit`` failures, else None."""
         digest = self._digest(key)
-        with self._locked():
+        self._acquire(fcntl.LOCK_SH)
+        try:
             now = self._clock()
-            _, ends, failures = self._find(digest, now)
-        return _seconds_left(ends, now) if failures >= limit else None
+            offset = self._lookup(digest)
+            if offset is None:
+                return None
+            _, ends, failures = ENTRY.unpack_from(self._map, offset)
+        finally:
+            self._release()
+        return _seconds_left(ends, now) if ends > now and failures >= limit else None
 
     def hit(self, key: str, limit: int, window: float) -> int | None:
         """Count one failure for ``key``, unless it already holds ``limit`` in its window: then
         nothing is counted and the seconds until the window ends are returned."""
         digest = self._digest(key)
-        with self._locked():
+        self._acquire(fcntl.LOCK_EX)
+        try:
             now = self._clock()
-            offset, ends, failures = self._find(digest, now)
-            if failures >= limit:
-                return _seconds_left(ends, now)
-            if failures == 0:
-                ends = now + window
-            ENTRY.pack_into(self._map, offset, digest, ends, failures + 1)
+            offset = self._lookup(digest)
+            if offset is not None:
+                _, ends, failures = ENTRY.unpack_from(self._map, offset)
+                if ends > now:
+                    if failures >= limit:
+                        return _seconds_left(ends, now)
+                    ENTRY.pack_into(self._map, offset, digest, ends, failures + 1)
+                    return None
+            else:
+                offset = self._victim(digest, now)
+            ENTRY.pack_into(self._map, offset, digest, now + window, 1)
+        finally:
+            self._release()
         return None
 
     def _digest(self, key: str) -> bytes:
         data = key.encode("utf-8", "surrogatepass")
         return hashlib.blake2b(data, digest_size=16, key=self._hash_key).digest()
 
-    def _find(self, digest: bytes, now: float) -> tuple[int, float, int]:
-        """``digest``'s slot, window end and live failures (0 if none or expired); for a new
-        key, the slot it may take (see the module's docstring)."""
-        start = int.from_bytes(digest[:8], "little")
-        victim, victim_rank = 0, (math.inf, math.inf)
-        for step in range(PROBE):
-            offset = HEADER_BYTES + ((start + step) & self._mask) * ENTRY.size
-            stored, ends, failures = ENTRY.unpack_from(self._map, offset)
-            live = ends > now
-            if stored == digest:
-                return (offset, ends, failures) if live else (offset, 0.0, 0)
-            rank = (failures, ends) if live else (0.0, 0.0)
-            if rank < victim_rank:
-                victim, victim_rank = offset, rank
-        return victim, 0.0, 0
+    def _group(self, digest: bytes) -> int:
+        """Where the :data:`PROBE` slots ``digest`` may occupy start."""
+        group = int.from_bytes(digest[8:], "little") & self._group_mask
+        return HEADER_BYTES + group * PROBE * ENTRY.size
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._thread_lock:
-            if self._descriptor is None:
-                yield
-                return
-            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+    def _lookup(self, digest: bytes) -> int | None:
+        """The offset of ``digest``'s entry, found by one search of its group's bytes."""
+        start = self._group(digest)
+        end = start + PROBE * ENTRY.size
+        found = self._map.find(digest, start, end)
+        while found != -1 and (found - start) % ENTRY.size:  # matched across two entries
+            found = self._map.find(digest, found + 1, end)
+        return None if found == -1 else found
+
+    def _victim(self, digest: bytes, now: float) -> int:
+        """The slot a new key takes: expired or empty first, else fewest failures, oldest."""
+        start = self._group(digest)
+        victim, victim_rank = start, (math.inf, math.inf)
+        for offset in range(start, start + PROBE * ENTRY.size, ENTRY.size):
+            _, ends, failures = ENTRY.unpack_from(self._map, offset)
+            if ends <= now:
+                return offset
+            if (failures, ends) < victim_rank:
+                victim, victim_rank = offset, (failures, ends)
+        return victim
+
+    def _acquire(self, operation: int) -> None:
+        """Exclude this process's other threads, then (with a file) the other workers.
+
+        ``flock`` belongs to the open file, which this process's threads share: without the
+        thread lock, one thread's ``LOCK_UN`` would release another's lock.
+        """
+        self._thread_lock.acquire()
+        if self._descriptor is not None:
             try:
-                yield
-            finally:
-                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+                fcntl.flock(self._descriptor, operation)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def _release(self) -> None:
+        if self._descriptor is not None:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        self._thread_lock.release()
 
 
 def _seconds_left(ends: float, now: float) -> int:
