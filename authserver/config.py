@@ -34,6 +34,10 @@ MAX_ACCESS_TOKEN_TTL = 86_400
 MAX_PASSPHRASE_FILE_BYTES = 4096
 #: Read by prometheus_client: where the server's worker processes share their metrics.
 PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds a client has to send a request's whole body once its head has arrived: a token
+#: request is a few hundred bytes, and a client that stops sending must not hold anything long.
+DEFAULT_REQUEST_BODY_TIMEOUT = 10
+MAX_REQUEST_BODY_TIMEOUT = 300
 #: Set by ``authserver serve`` for its workers (not an operator setting): the file through
 #: which all workers of one instance share their failed-authentication counters.
 SHARED_COUNTERS_ENV = "AUTHSERVER_SHARED_COUNTERS_FILE"
@@ -57,6 +61,7 @@ class Settings:
     trusted_proxies: int = 0
     ratelimit_enabled: bool = True
     ratelimit_storage_url: str = "memory://"
+    request_body_timeout: int = DEFAULT_REQUEST_BODY_TIMEOUT
 
     @property
     def token_endpoint(self) -> str:
@@ -105,6 +110,12 @@ class Settings:
             trusted_proxies=_non_negative_int(env, "AUTHSERVER_TRUSTED_PROXIES"),
             ratelimit_enabled=_choice(env, "AUTHSERVER_RATELIMIT", ("on", "off"), "on") == "on",
             ratelimit_storage_url=env.get("AUTHSERVER_RATELIMIT_STORAGE_URL") or "memory://",
+            request_body_timeout=_bounded_int(
+                env,
+                "AUTHSERVER_REQUEST_BODY_TIMEOUT",
+                DEFAULT_REQUEST_BODY_TIMEOUT,
+                MAX_REQUEST_BODY_TIMEOUT,
+            ),
         )
 
 

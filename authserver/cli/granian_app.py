@@ -3,27 +3,42 @@
 Chosen by measurement (docs/performance.md): its Rust HTTP/1.1 layer keeps connections alive
 and parses requests outside Python, which leaves the workers' CPU to signing tokens. Each
 worker process builds its own app (and its maintenance thread) after the fork.
+
+The app is served through granian's native interface (RSGI) by
+:class:`authserver.http.gateway.BufferedGateway`, which waits for each request body on the
+worker's event loop, so slow or stalled clients hold no worker. Stop signals reach the loop
+from whichever thread the kernel delivers them to (CPython writes them to the loop's wake-up
+descriptor), so a Ctrl-C never waits for the kill timeout.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
+import resource
 
-from flask import Flask
 from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from authserver.app import create_app
+from authserver.app import MAX_BODY_BYTES, create_app
+from authserver.config import Settings
+from authserver.http.gateway import BufferedGateway
 from authserver.maintenance import Maintenance
 
 #: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
 GRACEFUL_TIMEOUT_SECONDS = 5
-#: One request at a time per worker, like a sync worker: signing is CPU-bound, so more
-#: threads would only contend for the GIL, and the app needs no thread-safety for requests.
-THREADS_PER_WORKER = 1
+#: A client must send its request head within this many seconds (granian's default is 30):
+#: slow-header connections are cheap to open, and each is held until this deadline.
+HEADER_DEADLINE_SECONDS = 10
+#: Connections each worker keeps open at once. Waiting connections cost a pending coroutine
+#: (see authserver.http.gateway), so the bound is set by file descriptors, not by threads:
+#: granian's default (backlog / workers, 512 for two) let 1,100 idle connections shut out
+#: every other client until the header deadline passed.
+CONNECTIONS_PER_WORKER = 4096
+#: Files a worker needs besides its connections: database, logs, metrics, keys.
+RESERVED_FILE_DESCRIPTORS = 256
+#: The kernel's queue of connections not yet accepted (capped by net.core.somaxconn).
+LISTEN_BACKLOG = 4096
 
 
 #: granian's own messages (worker exits, bind errors) go where ours do, not to stdout.
@@ -39,53 +54,40 @@ _LOGS_ON_STDERR = {
 }
 
 
-#: What stops a worker: the master's SIGTERM, and Ctrl-C's SIGINT sent to the process group.
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-def load_worker_app() -> Flask:
+def load_worker_app() -> BufferedGateway:
     """Runs in each worker: the app, and the background work that belongs to this process."""
-    _relay_stop_signals_from_one_thread()
-    app = create_app()
+    settings = Settings.from_env()
+    app = create_app(settings)
     Maintenance(app).start()
-    return app
+    return BufferedGateway(
+        app, max_body_bytes=MAX_BODY_BYTES, body_deadline=settings.request_body_timeout
+    )
 
 
-def _relay_stop_signals_from_one_thread() -> None:
-    """Make every stop signal reach the worker's handler, whichever thread it lands on.
-
-    A signal sent to a process may be delivered to any thread that does not block it. The
-    worker's main thread waits on a lock, so if the kernel picks one of granian's Rust threads
-    (or ours), the Python handler only runs when something wakes the main thread: nothing
-    does, and the master kills the worker after its timeout (a 5 s Ctrl-C about one time in
-    five). So the signals are blocked in this thread before any other is created (threads
-    inherit the mask), and one daemon thread takes them with ``sigwait`` and calls the handler
-    installed for them, the way POSIX recommends for threaded programs.
-    """
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-
-    def relay() -> None:
-        while True:
-            received = signal.sigwait(STOP_SIGNALS)
-            handler = signal.getsignal(received)
-            if callable(handler):
-                handler(received, None)
-            elif handler != signal.SIG_IGN:  # no handler yet: what the default would do
-                os._exit(128 + received)
-
-    threading.Thread(target=relay, name="authserver-signals", daemon=True).start()
+def _raise_open_file_limit() -> None:
+    """Let each worker hold its share of connections: many systems start processes with a
+    soft limit of 1,024 open files, far below what a worker is allowed to accept."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = CONNECTIONS_PER_WORKER + RESERVED_FILE_DESCRIPTORS
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def serve(host: str, port: int, workers: int) -> None:
+    _raise_open_file_limit()
     server = Server(
         f"{__name__}:{load_worker_app.__name__}",
         factory=True,
         address=host,
         port=port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         workers=workers,
-        blocking_threads=THREADS_PER_WORKER,
+        backlog=LISTEN_BACKLOG,
+        backpressure=CONNECTIONS_PER_WORKER,
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_DEADLINE_SECONDS * 1000),
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_TIMEOUT_SECONDS,
         log_level=LogLevels.warning,

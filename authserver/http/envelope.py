@@ -8,14 +8,23 @@ Flask's request machinery (see ``authserver.http.oauth``) and must get exactly t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from authserver.http import request_ids
 from authserver.http.access_log import log_request
+from authserver.http.errors import body_incomplete, body_too_large, request_timeout
+from authserver.http.gateway import REFUSED
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+#: The answers to requests the server front refused before reading them whole.
+REFUSALS: dict[int, Callable[[], WSGIApplication]] = {
+    400: body_incomplete,
+    408: request_timeout,
+    413: body_too_large,
+}
 
 
 class Envelope:
@@ -42,4 +51,7 @@ class Envelope:
             )
             return start_response(status, headers, exc_info)
 
+        refused = environ.get(REFUSED)
+        if refused is not None:
+            return REFUSALS[refused]()(environ, start)
         return self._app(environ, start)

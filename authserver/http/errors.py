@@ -35,6 +35,16 @@ def body_too_large() -> Response:
     return error_response(413, "invalid_request", "The request body is larger than 64 KiB.")
 
 
+def body_incomplete() -> Response:
+    return error_response(400, "invalid_request", "The request body ended before it was complete.")
+
+
+def request_timeout() -> Response:
+    return error_response(
+        408, "invalid_request", "The request body did not arrive in time; the connection closes."
+    )
+
+
 def database_unavailable(exc: SQLAlchemyError) -> Response:
     """The database is down or restarting: tell clients to retry rather than fail hard."""
     with contextlib.suppress(SQLAlchemyError):

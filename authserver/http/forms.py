@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
@@ -23,6 +24,8 @@ def parse_form(request: Request) -> dict[str, list[str]]:
     if request.mimetype != FORM_MIMETYPE:
         raise InvalidRequestError(description=f"The body must be {FORM_MIMETYPE}.")
     body = request.get_data(cache=False)
+    if len(body) == request.max_content_length and _more_after_limit(request):
+        raise RequestEntityTooLarge
     if _BAD_PERCENT_ESCAPE.search(body):
         raise InvalidRequestError(description="The body has a malformed percent-encoding.")
     try:
@@ -39,6 +42,16 @@ def parse_form(request: Request) -> dict[str, list[str]]:
             description=f"The parameter {_printable(repeated[0])} is repeated."
         )
     return {name: [v for v in values if v] for name, values in form.items() if any(values)}
+
+
+def _more_after_limit(request: Request) -> bool:
+    """Whether a body without ``Content-Length`` (chunked) goes on past the limit.
+
+    werkzeug stops reading such a body at ``max_content_length`` and returns what it has, so
+    an over-long form would be served cut short, its trailing ``scope`` or ``resource`` gone.
+    With ``Content-Length`` werkzeug refuses an over-long body itself.
+    """
+    return request.content_length is None and bool(request.environ["wsgi.input"].read(1))
 
 
 def _printable(name: str) -> str:

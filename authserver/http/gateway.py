@@ -1,0 +1,192 @@
+"""The bridge between granian and our WSGI app: each request body is read whole, under a
+deadline and a size limit, before the app sees the request.
+
+granian's own WSGI interface hands the app a body stream that blocks the worker's thread until
+the client sends the bytes it announced; a client that stalls half-way holds that thread (one
+per worker) until the socket closes, so two such connections stopped a two-worker server.
+Here the body is awaited on granian's event loop (RSGI, granian's native interface), where a
+stalled client costs one pending coroutine, and only a complete request runs the app:
+
+- the whole body must arrive within ``body_deadline`` seconds of the headers, else 408 and
+  the connection is closed;
+- a body over ``max_body_bytes``, however it is framed (``Content-Length`` or chunked), is
+  refused with 413 as soon as that is known: never cut short and served.
+
+The refusals are answered by the app itself (see :data:`REFUSED`), so they carry the same
+request id, headers and access-log line as every other answer. The environ is PEP 3333's;
+werkzeug still parses the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+from granian.rsgi import ProtocolClosed as RSGIProtocolClosed
+from granian.rsgi import ProtocolError as RSGIProtocolError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+#: The environ key under which the gateway tells the app to refuse the request: 400 (the body
+#: ended early), 408 (it did not arrive in time) or 413 (it is over the limit).
+REFUSED = "authserver.refused"
+
+
+class RSGIHeaders(Protocol):
+    def items(self) -> list[tuple[str, str]]: ...
+
+
+class RSGIScope(Protocol):
+    """The parts of granian's RSGI scope that a WSGI environ needs."""
+
+    proto: str
+    http_version: str
+    server: str
+    client: str
+    scheme: str
+    method: str
+    path: str
+    query_string: str
+
+    @property
+    def headers(self) -> RSGIHeaders: ...
+
+
+class RSGIProtocol(Protocol):
+    async def __call__(self) -> bytes: ...
+
+    def __aiter__(self) -> Any: ...
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+
+class _BodyTooLarge(Exception):
+    """The request announced or sent more than the limit."""
+
+
+class _BodyIncomplete(Exception):
+    """The body ended before its ``Content-Length``, or its framing broke: the client is gone
+    or broken, and a truncated form must never be served (it could drop ``scope``)."""
+
+
+class BufferedGateway:
+    """An RSGI application that runs a WSGI application on complete requests only."""
+
+    def __init__(self, app: WSGIApplication, *, max_body_bytes: int, body_deadline: float) -> None:
+        self._app = app
+        self._max_body_bytes = max_body_bytes
+        self._body_deadline = body_deadline
+
+    async def __call__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
+        environ = _environ(scope)
+        body = b""
+        try:
+            body = await self._read_body(environ, protocol)
+        except _BodyTooLarge:
+            environ[REFUSED] = 413
+        except TimeoutError:
+            environ[REFUSED] = 408
+        except _BodyIncomplete:
+            environ[REFUSED] = 400
+        # The app gets the body as one buffer with its length, however it was framed.
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        self._run(environ, protocol)
+
+    async def _read_body(self, environ: dict[str, Any], protocol: RSGIProtocol) -> bytes:
+        declared = environ.get("CONTENT_LENGTH", "")
+        chunked = "HTTP_TRANSFER_ENCODING" in environ
+        if not chunked:
+            if not declared.isdigit() or declared == "0":
+                return b""
+            if int(declared) > self._max_body_bytes:
+                raise _BodyTooLarge
+        # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+        async with asyncio.timeout(self._body_deadline):
+            try:
+                if chunked:
+                    return await self._read_chunked(protocol)
+                # hyper reads no further than Content-Length, which is within the limit.
+                body = await protocol()
+            except (RSGIProtocolError, RSGIProtocolClosed):
+                raise _BodyIncomplete from None
+        if len(body) != int(declared):
+            raise _BodyIncomplete
+        return body
+
+    async def _read_chunked(self, protocol: RSGIProtocol) -> bytes:
+        """A chunked body, refused as soon as it passes the limit (nothing past it is kept)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in protocol:
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _run(self, environ: dict[str, Any], protocol: RSGIProtocol) -> None:
+        """Call the WSGI app inline: it is CPU-bound, one request at a time per worker."""
+        response: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            response[:] = [int(status.split(" ", 1)[0]), headers]
+            return _no_write
+
+        chunks = self._app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        status, headers = response
+        if REFUSED in environ:
+            # The rest of an unread body would be taken for the next request.
+            headers = [*headers, ("Connection", "close")]
+        protocol.response_bytes(status, headers, body)
+
+
+def _no_write(data: bytes) -> None:
+    raise NotImplementedError("the write() callable of PEP 3333 is not supported")
+
+
+def _environ(scope: RSGIScope) -> dict[str, Any]:
+    """PEP 3333's environ for a request whose head granian has parsed."""
+    server_host, _, server_port = scope.server.rpartition(":")
+    client_host, _, client_port = scope.client.rpartition(":")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(scope.path).decode("latin-1"),
+        "QUERY_STRING": scope.query_string,
+        "SERVER_NAME": server_host.strip("[]"),
+        "SERVER_PORT": server_port,
+        "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
+        "REMOTE_ADDR": client_host.strip("[]"),
+        "REMOTE_PORT": client_port,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.scheme,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for name, value in scope.headers.items():
+        if "_" in name:
+            # "X-Forwarded-For" and "X_Forwarded_For" both map to HTTP_X_FORWARDED_FOR;
+            # dropping the underscore spelling keeps a client from smuggling a header past a
+            # proxy that sets the dashed one (gunicorn and nginx do the same).
+            continue
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
