@@ -9,7 +9,33 @@ METADATA_PATH = "/.well-known/oauth-authorization-server"
 #: The JWK Set (RFC 7517) that ``jwks_uri`` names.
 JWKS_PATH = "/.well-known/jwks.json"
 
+#: The most bytes the helpers read of a metadata, JWKS or token response: each is a few KiB,
+#: and a bigger one is an attack on the memory of the service that reads it.
+MAX_DOCUMENT_BYTES = 1 << 20
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class DocumentTooLarge(ValueError):
+    """A response passed ``MAX_DOCUMENT_BYTES``; each helper reports it in its own error."""
+
+
+class CappedBody:
+    """A response body read under a byte limit: refused by its ``Content-Length`` before
+    anything is read, or as soon as the bytes streaming in (without one, or past a lying
+    one) pass the limit, so no more than the limit is ever held."""
+
+    def __init__(self, content_length: str | None, limit: int = MAX_DOCUMENT_BYTES) -> None:
+        self.limit = limit
+        self.content = bytearray()
+        declared = content_length or ""
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise DocumentTooLarge(limit)
+
+    def add(self, chunk: bytes) -> None:
+        self.content += chunk
+        if len(self.content) > self.limit:
+            raise DocumentTooLarge(self.limit)
 
 
 def origin(url: str) -> tuple[str, str, int] | None:

@@ -20,7 +20,13 @@ from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 
 from authserver.client.errors import TokenError, json_object, network_errors, unexpected_answer
-from authserver.wellknown import METADATA_PATH, same_origin
+from authserver.wellknown import (
+    MAX_DOCUMENT_BYTES,
+    METADATA_PATH,
+    CappedBody,
+    DocumentTooLarge,
+    same_origin,
+)
 
 #: Seconds before expiry at which a cached token is replaced: long enough for a request that
 #: starts with the token to reach the API (and be verified) before the token expires.
@@ -31,45 +37,32 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: The longest a token is cached, whatever ``expires_in`` says: a server (or a proxy) that
 #: claims a year must not pin one token, revoked or not, in a service for that long.
 MAX_TOKEN_LIFETIME = 86_400.0
-#: The most bytes read of a metadata or token response: a token response is a few KiB.
-MAX_RESPONSE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class _Token:
     value: str
-    #: The ``clock()`` reading from which the token is replaced; None when the server did not say
-    #: when it expires (the token is then used by the callers that shared its fetch and never
-    #: reused).
+    #: The ``clock()`` reading from which the token is replaced; None when the server did not
+    #: say when it expires (the token is then used by the callers that shared its fetch and
+    #: never reused).
     refresh_at: float | None
 
     def __repr__(self) -> str:
         return f"_Token(value='***', refresh_at={self.refresh_at!r})"
 
 
-class _CappedBody:
-    """A response body read under ``MAX_RESPONSE_BYTES``: refused by its ``Content-Length``
-    before anything is read, or as soon as the bytes streaming in pass the limit."""
+@dataclass(frozen=True)
+class _Answer:
+    """A response's status and its body (read under ``MAX_DOCUMENT_BYTES``)."""
 
-    def __init__(self, response: httpx.Response, what: str) -> None:
-        self.status = response.status_code
-        self.what = what
-        self.content = bytearray()
-        declared = response.headers.get("Content-Length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-            raise self._too_large()
+    status: int
+    content: bytes
 
-    def add(self, chunk: bytes) -> None:
-        self.content += chunk
-        if len(self.content) > MAX_RESPONSE_BYTES:
-            raise self._too_large()
 
-    def _too_large(self) -> TokenError:
-        return TokenError(
-            "server_error",
-            f"{self.what} answered with more than {MAX_RESPONSE_BYTES} bytes",
-            self.status,
-        )
+def _too_large(what: str, status: int) -> TokenError:
+    return TokenError(
+        "server_error", f"{what} answered with more than {MAX_DOCUMENT_BYTES} bytes", status
+    )
 
 
 def _jwt_exp(token: str) -> int | float | None:
@@ -207,7 +200,7 @@ class _ClientCredentialsBase:
         headers = {"Authorization": self._authorization, "Accept": "application/json"}
         return headers, form
 
-    def _discovered(self, answer: _CappedBody) -> str:
+    def _discovered(self, answer: _Answer) -> str:
         """The token endpoint from RFC 8414 metadata, after checking it is our issuer's and
         on our issuer's origin: the secret goes only where the caller pointed."""
         body = json_object(answer.content)
@@ -242,7 +235,7 @@ class _ClientCredentialsBase:
         self.token_url = endpoint
         return endpoint
 
-    def _parsed(self, answer: _CappedBody, sent_at: float) -> _Token:
+    def _parsed(self, answer: _Answer, sent_at: float) -> _Token:
         """The token from a token response, or the OAuth error it carries."""
         body = json_object(answer.content)
         if answer.status != 200 or body is None:
@@ -297,7 +290,7 @@ class ClientCredentials(_ClientCredentialsBase):
     The margin is capped at half the lifetime, so a client whose tokens live 180 s or less
     still reuses each token for half its life instead of fetching per call.
 
-    Responses over ``MAX_RESPONSE_BYTES`` (1 MiB) are refused without being read whole,
+    Responses over ``MAX_DOCUMENT_BYTES`` (1 MiB) are refused without being read whole,
     and the server's ``error``/``error_description`` reach ``TokenError`` made printable
     and cut to 300 characters.
 
@@ -355,22 +348,26 @@ class ClientCredentials(_ClientCredentialsBase):
     def _fetch(self) -> _Token:
         token_url = self.token_url
         if token_url is None:
-            token_url = self._discovered(self._send("GET", self._metadata_url(), "metadata"))
+            metadata = self._send("GET", self._metadata_url(), "the metadata endpoint")
+            token_url = self._discovered(metadata)
         headers, form = self._token_request()
         sent_at = self._clock()
         answer = self._send("POST", token_url, "the token endpoint", data=form, headers=headers)
         return self._parsed(answer, sent_at)
 
-    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _CappedBody:
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _Answer:
         kwargs.setdefault("headers", {"Accept": "application/json"})
         with (
             network_errors(f"cannot reach {url}"),
             self._http.stream(method, url, **kwargs) as response,
         ):
-            answer = _CappedBody(response, what)
-            for chunk in response.iter_bytes():
-                answer.add(chunk)
-        return answer
+            try:
+                body = CappedBody(response.headers.get("Content-Length"))
+                for chunk in response.iter_bytes():
+                    body.add(chunk)
+            except DocumentTooLarge:
+                raise _too_large(what, response.status_code) from None
+        return _Answer(response.status_code, bytes(body.content))
 
     def close(self) -> None:
         """Close the httpx client this source created (not one that was passed in)."""
@@ -444,7 +441,7 @@ class AsyncClientCredentials(_ClientCredentialsBase):
     async def _fetch(self) -> _Token:
         token_url = self.token_url
         if token_url is None:
-            metadata = await self._send("GET", self._metadata_url(), "metadata")
+            metadata = await self._send("GET", self._metadata_url(), "the metadata endpoint")
             token_url = self._discovered(metadata)
         headers, form = self._token_request()
         sent_at = self._clock()
@@ -453,14 +450,17 @@ class AsyncClientCredentials(_ClientCredentialsBase):
         )
         return self._parsed(answer, sent_at)
 
-    async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _CappedBody:
+    async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> _Answer:
         kwargs.setdefault("headers", {"Accept": "application/json"})
         with network_errors(f"cannot reach {url}"):
             async with self._http.stream(method, url, **kwargs) as response:
-                answer = _CappedBody(response, what)
-                async for chunk in response.aiter_bytes():
-                    answer.add(chunk)
-        return answer
+                try:
+                    body = CappedBody(response.headers.get("Content-Length"))
+                    async for chunk in response.aiter_bytes():
+                        body.add(chunk)
+                except DocumentTooLarge:
+                    raise _too_large(what, response.status_code) from None
+        return _Answer(response.status_code, bytes(body.content))
 
     async def aclose(self) -> None:
         """Close the httpx client this source created (not one that was passed in)."""

@@ -24,7 +24,14 @@ from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
 
-from authserver.wellknown import METADATA_PATH, origin, same_origin
+from authserver.wellknown import (
+    MAX_DOCUMENT_BYTES,
+    METADATA_PATH,
+    CappedBody,
+    DocumentTooLarge,
+    origin,
+    same_origin,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +91,7 @@ class JWTVerifier:
     RETRY_AFTER_FAILURE_SECONDS = 5.0  # with no keys at all, do not queue a fetch per request
     #: A JWKS holds a handful of keys (ours: the active one and a few staged or retired); a
     #: bigger document, or more keys, is an attack on the API's memory or CPU, not a key set.
-    MAX_DOCUMENT_BYTES = 1 << 20
+    MAX_DOCUMENT_BYTES = MAX_DOCUMENT_BYTES
     MAX_KEYS = 100
 
     def __init__(
@@ -326,7 +333,14 @@ class JWTVerifier:
         extensions = {"trace": connections.trace}
         try:
             with self._http.stream("GET", url, headers=headers, extensions=extensions) as response:
-                return response, _read_capped(response, self.MAX_DOCUMENT_BYTES)
+                body = CappedBody(response.headers.get("Content-Length"), self.MAX_DOCUMENT_BYTES)
+                for chunk in response.iter_bytes():
+                    body.add(chunk)
+                return response, bytes(body.content)
+        except DocumentTooLarge:
+            raise VerifierUnavailable(
+                f"the response is over {self.MAX_DOCUMENT_BYTES} bytes"
+            ) from None
         except httpx.HTTPError as error:
             if connections.was_cut:
                 raise VerifierUnavailable(f"GET {url} took over {self.timeout:g} s") from None
@@ -412,20 +426,6 @@ class _Refresh:
             # A new instance per waiter, so that tracebacks do not pile up on one object.
             raise VerifierUnavailable(str(self.error))
         return (self.keys or {}).get(kid)
-
-
-def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The body, refused once it passes ``limit`` bytes: by its ``Content-Length`` before
-    reading anything, or as it streams in when it has none (or lies)."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise VerifierUnavailable(f"the response is over {limit} bytes")
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > limit:
-            raise VerifierUnavailable(f"the response is over {limit} bytes")
-    return bytes(body)
 
 
 def _import_keys(jwks: object) -> dict[str, Key]:
