@@ -28,6 +28,8 @@ from authserver.security import owner_only
 KEY_FILE_SUFFIX = ".key.json"
 ROTATION_CLAIM_PREFIX = ".rotation-claimed-"
 RSA_PUBLIC_EXPONENT = 65537
+#: The passphrase's setting in messages: either variable may have given it.
+PASSPHRASE_SETTING = "AUTHSERVER_KEY_PASSPHRASE(_FILE)"  # noqa: S105 (a variable name, not a secret)
 
 JWK = RSAKey | ECKey | OKPKey
 
@@ -221,7 +223,7 @@ class KeyStore:
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
         if encrypted and not self._passphrase:
             raise KeyStoreError(
-                f"signing key file {path} is encrypted and AUTHSERVER_KEY_PASSPHRASE is not set"
+                f"signing key file {path} is encrypted and {PASSPHRASE_SETTING} is not set"
             )
         try:
             return serialization.load_pem_private_key(
@@ -229,7 +231,7 @@ class KeyStore:
             )
         except (ValueError, TypeError):
             problem = (
-                "cannot be decrypted with AUTHSERVER_KEY_PASSPHRASE"
+                f"cannot be decrypted with {PASSPHRASE_SETTING}"
                 if encrypted
                 else "holds no valid private key"
             )
