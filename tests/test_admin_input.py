@@ -8,8 +8,11 @@ SQLite and PostgreSQL, the JWKS and introspection over real HTTP.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import flask_migrate
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import create_engine, make_url, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from authserver.app import create_app
@@ -489,10 +492,86 @@ def test_create_client_refuses_a_chosen_secret_shorter_than_16(app: Flask, chose
 # --- concurrent rotation -----------------------------------------------------------------------
 
 
-def rotate_concurrently(env: dict[str, str], client_id: str) -> list[str]:
-    """Start the rotations together as separate processes; each one's printed secret."""
+#: SQLite gives up on a lock after its busy timeout (5 s), so the test lets go as soon as
+#: two rotations wait (enough for the race) or the first has waited this long.
+SQLITE_PATIENCE_SECONDS = 2.5
+
+
+@contextmanager
+def holding_the_client_lock(
+    database_url: str, client_id: str
+) -> Iterator[Callable[[list[int]], int]]:
+    """Hold what a rotation must wait for; yield a count of the given processes waiting.
+
+    This makes the race certain instead of a matter of timing: without serialisation each
+    rotation reads the client's secrets and only then waits (at its first write), so all the
+    waiting ones act on the same stale state once the lock goes. SQLite: the database's
+    write lock, a waiter sleeping in SQLite's busy handler (``/proc/PID/wchan``).
+    PostgreSQL: the client's row, locked ``FOR UPDATE``; waiters show in ``pg_stat_activity``.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        lock = sqlite3.connect(str(url.database), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            yield lambda pids: sum(_sleeping(pid) for pid in pids)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        return
+    engine = create_engine(database_url)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    try:
+        with (
+            engine.connect() as holder,
+            engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer,
+        ):
+            holder.execute(
+                select(Client.client_id).where(Client.client_id == client_id).with_for_update()
+            )
+            yield lambda _: int(observer.execute(query).scalar_one())
+            holder.rollback()
+    finally:
+        engine.dispose()
+
+
+def _sleeping(pid: int) -> bool:
+    """Whether the process sleeps in a timer: in the CLI, only SQLite's busy handler does."""
+    try:
+        return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def wait_for_waiters(
+    processes: list[subprocess.Popen[str]],
+    waiting: Callable[[list[int]], int],
+    enough: int,
+    patience: float | None,
+) -> None:
+    """Poll until ``enough`` rotations wait for the lock, one has exited, or the first has
+    waited ``patience`` seconds (``None``: no limit)."""
+    deadline = time.monotonic() + 90
+    first_wait: float | None = None
+    while time.monotonic() < deadline:
+        count = waiting([p.pid for p in processes])
+        if count and first_wait is None:
+            first_wait = time.monotonic()
+        if count >= enough or any(p.poll() is not None for p in processes):
+            return
+        if first_wait is not None and patience is not None:
+            if time.monotonic() - first_wait > patience:
+                return
+        time.sleep(0.02)
+    pytest.fail(f"fewer than {enough} rotations reached the lock within 90 s")
+
+
+def start_rotations(env: dict[str, str], client_id: str) -> list[subprocess.Popen[str]]:
     command = [str(AUTHSERVER), "clients", "rotate-secret", client_id, "--grace", "300", "--json"]
-    processes = [
+    return [
         subprocess.Popen(
             command,
             env=env,
@@ -503,10 +582,14 @@ def rotate_concurrently(env: dict[str, str], client_id: str) -> list[str]:
         )
         for _ in range(CONCURRENT_ROTATIONS)
     ]
+
+
+def printed_secrets(processes: list[subprocess.Popen[str]]) -> list[str]:
+    """Each rotation's new secret, once every process has exited 0."""
     outputs = [process.communicate(timeout=120) for process in processes]
     return [
-        ok_json(subprocess.CompletedProcess(command, process.returncode, out, err))["client_secret"]
-        for process, (out, err) in zip(processes, outputs, strict=True)
+        ok_json(subprocess.CompletedProcess(p.args, p.returncode, out, err))["client_secret"]
+        for p, (out, err) in zip(processes, outputs, strict=True)
     ]
 
 
@@ -516,8 +599,15 @@ def test_concurrent_rotations_leave_at_most_two_live_secrets_and_the_newest_work
     """Before: six concurrent ``rotate-secret --grace 300`` left 3-4 live secrets, the extras
     with no expiry (each read the same secrets, each kept "the previous one")."""
     client = create_client()
+    # PostgreSQL waits for a row lock without a timeout, so all six can be made to wait.
+    on_sqlite = database_url.startswith("sqlite")
+    enough = 2 if on_sqlite else CONCURRENT_ROTATIONS
+    patience = SQLITE_PATIENCE_SECONDS if on_sqlite else None
 
-    printed = rotate_concurrently(base_env(database_url, keys_dir), client.client_id)
+    with holding_the_client_lock(database_url, client.client_id) as waiting:
+        processes = start_rotations(base_env(database_url, keys_dir), client.client_id)
+        wait_for_waiters(processes, waiting, enough, patience)
+    printed = printed_secrets(processes)
 
     def check(session: Session) -> tuple[int, list[str], list[str]]:
         now = utcnow()
