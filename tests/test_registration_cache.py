@@ -13,7 +13,7 @@ from authserver.security.secrets import (
     MAX_CLIENT_ID_LENGTH,
     RememberingVerifier,
     VerifierBusyError,
-    verify_generated_only,
+    unless_locked,
 )
 from authserver.services.clients import Registration
 from authserver.services.registration_cache import RegistrationCache
@@ -185,8 +185,25 @@ def test_a_remembered_argon2id_success_needs_no_turn() -> None:
         verify.turns.release()
 
 
-def test_generated_only_check_never_matches_an_argon2id_hash() -> None:
-    assert verify_generated_only(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is False
+def test_while_locked_an_argon2id_hash_never_matches_and_generated_ones_still_do() -> None:
+    verify = unless_locked(secrets.verify_secret, lambda: True)
+    assert verify(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is False
     secret = secrets.generate_client_secret()
-    assert verify_generated_only(secret, secrets.hash_generated_secret(secret)) is True
-    assert verify_generated_only(secret, None) is False
+    assert verify(secret, secrets.hash_generated_secret(secret)) is True
+    assert verify(secret, None) is False
+
+
+def test_the_lock_is_asked_only_about_an_argon2id_hash() -> None:
+    asked: list[bool] = []
+
+    def locked() -> bool:
+        asked.append(True)
+        return False
+
+    verify = unless_locked(secrets.verify_secret, locked)
+    secret = secrets.generate_client_secret()
+    assert verify(secret, secrets.hash_generated_secret(secret)) is True
+    assert verify(secret, None) is False
+    assert asked == []
+    assert verify(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is True
+    assert asked == [True]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
-from authserver.security.secrets import RememberingVerifier, verify_generated_only
+from authserver.security.secrets import RememberingVerifier, unless_locked
 from authserver.services import clients, tokens
 from authserver.services.keys import key_store, retention
 from authserver.services.registration_cache import RegistrationCache
@@ -106,10 +106,10 @@ class DatabaseBackend:
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
 
     def verify_credentials(
-        self, client_id: str, secret: str, *, locked: bool
+        self, client_id: str, secret: str, *, locked: Callable[[], bool]
     ) -> OAuthClient | None:
         now = datetime.now(UTC)
-        verify = verify_generated_only if locked else self.verify_secret
+        verify = unless_locked(self.verify_secret, locked)
         found = clients.accepted(self.registrations.get(client_id), secret, now, verify)
         if found is None:
             return None

@@ -6,7 +6,7 @@ code never imports Flask or SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,12 +16,12 @@ from authserver.security.keys import SigningKey
 
 class Backend(Protocol):
     def verify_credentials(
-        self, client_id: str, secret: str, *, locked: bool
+        self, client_id: str, secret: str, *, locked: Callable[[], bool]
     ) -> OAuthClient | None:
         """The enabled client whose live secret matches, else None.
 
-        While the id is ``locked`` only server-generated secrets are checked
-        (:func:`~authserver.security.secrets.verify_generated_only`). Raises
+        While ``locked()`` (the per-client limit holds the id) admin-chosen secrets count as
+        wrong, unchecked (:func:`~authserver.security.secrets.unless_locked`). Raises
         :class:`~authserver.security.secrets.VerifierBusyError` when an Argon2id check found
         no free turn.
         """

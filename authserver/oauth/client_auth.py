@@ -12,6 +12,7 @@ and its CPU a weapon); a failure is counted, and answered 429 if the id was lock
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -97,8 +98,15 @@ def _verified(
 
 
 def _check_secret(backend: Backend, client_id: str, secret: str) -> OAuthClient | None:
-    """The client if ``secret`` is right; while the id is locked, only if it is a generated one."""
-    locked = backend.client_retry_after(client_id) is not None
+    """The client if ``secret`` is right; while the id is locked, only if it is a generated one.
+
+    The lock is read once at most, and only for a client with an admin-chosen secret.
+    """
+
+    @functools.cache
+    def locked() -> bool:
+        return backend.client_retry_after(client_id) is not None
+
     try:
         return backend.verify_credentials(client_id, secret, locked=locked)
     except VerifierBusyError:

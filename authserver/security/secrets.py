@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -90,17 +91,26 @@ def verify_secret(secret: str, stored: str | None) -> bool:
     return False
 
 
-def verify_generated_only(secret: str, stored: str | None) -> bool:
-    """:func:`verify_secret` for a locked client id: an admin-chosen (Argon2id) hash counts as
-    not matching without being checked.
+Verifier = Callable[[str, str | None], bool]
+
+
+def unless_locked(verify: Verifier, locked: Callable[[], bool]) -> Verifier:
+    """``verify``, except that an admin-chosen (Argon2id) hash counts as not matching, unchecked,
+    while the client id is ``locked``.
 
     Answering its right secret differently from a wrong one would tell a guesser when they had
     it, and running Argon2id for a locked id would let anyone burn the server's CPU with it.
-    Generated secrets are still checked: they cannot be guessed, and the check is cheap.
+    Generated secrets are still checked: they cannot be guessed, and the check is cheap. So
+    ``locked`` is asked only on meeting an Argon2id hash, which spares most requests the
+    lookup (a Redis round trip with shared limits).
     """
-    if stored is not None and stored.startswith(ARGON2ID_SCHEME):
-        return False
-    return verify_secret(secret, stored)
+
+    def check(secret: str, stored: str | None) -> bool:
+        if stored is not None and stored.startswith(ARGON2ID_SCHEME) and locked():
+            return False
+        return verify(secret, stored)
+
+    return check
 
 
 class VerifierBusyError(Exception):
