@@ -20,8 +20,27 @@ from authserver.security.keys import KeyStore
 from tests.conftest import LiveServer
 
 SQLITE_DIR = "database"
-CORRUPT_KEY_FILE = "corrupt.key.json"
-CORRUPT_KEY_VARIANTS = ("a_good_and_a_corrupt_key", "only_a_corrupt_key")
+ONE_UNUSABLE = "a signing key file could not be loaded (the server log names it)"
+#: Keys folder variants with unusable key files: (a good key too?, corrupt files, answer).
+CORRUPT_KEY_VARIANTS: dict[str, tuple[bool, int, tuple[int, dict[str, Any]]]] = {
+    "a_good_and_a_corrupt_key": (True, 1, (200, {"status": "ready", "warnings": [ONE_UNUSABLE]})),
+    "a_good_and_two_corrupt_keys": (
+        True,
+        2,
+        (
+            200,
+            {
+                "status": "ready",
+                "warnings": ["2 signing key files could not be loaded (the server log names them)"],
+            },
+        ),
+    ),
+    "only_a_corrupt_key": (
+        False,
+        1,
+        (503, {"status": "unavailable", "problems": ["no signing key loaded", ONE_UNUSABLE]}),
+    ),
+}
 
 
 @pytest.fixture
@@ -42,10 +61,12 @@ def settings_overrides(
         overrides["keys_dir"] = tmp_path / "no-such-keys"
     elif variant in CORRUPT_KEY_VARIANTS:
         keys = tmp_path / variant
-        if variant == "a_good_and_a_corrupt_key":
+        with_a_good_key, corrupt_files, _ = CORRUPT_KEY_VARIANTS[variant]
+        if with_a_good_key:
             KeyStore(keys).generate("ES256")
         keys.mkdir(mode=0o700, exist_ok=True)
-        (keys / CORRUPT_KEY_FILE).write_text('{"kid": "corrupt", "private_key": "-----BEGIN')
+        for number in range(corrupt_files):
+            (keys / f"corrupt-{number}.key.json").write_text('{"kid": "x", "private_key": "--')
         overrides["keys_dir"] = keys
     elif variant == "only_a_staged_key":
         staged = tmp_path / "staged-keys"
@@ -163,25 +184,16 @@ def test_readyz_names_no_file_while_the_log_names_the_unusable_key_file(
     """Anyone may ask ``/readyz``: it counts unusable key files; the operator's log names them."""
     response = get(http, live_server, "/readyz")
     body = assert_json_not_traceback(response)
-    if settings_overrides["keys_dir"].name == "a_good_and_a_corrupt_key":
-        assert (response.status_code, body) == (
-            200,
-            {
-                "status": "ready",
-                "warnings": ["a signing key file could not be loaded (the server log names them)"],
-            },
-        )
-    else:
-        assert (response.status_code, body["status"]) == (503, "unavailable")
-        assert body["problems"] == [
-            "no signing key loaded",
-            "a signing key file could not be loaded (the server log names them)",
-        ]
-    for revealing in (str(tmp_path), CORRUPT_KEY_FILE, "/", ".json"):
+    keys_dir: Path = settings_overrides["keys_dir"]
+    _, corrupt_files, expected = CORRUPT_KEY_VARIANTS[keys_dir.name]
+    assert (response.status_code, body) == expected
+    for revealing in (str(tmp_path), "corrupt", "/", ".json"):
         assert revealing not in response.text
 
     logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.operator"]
     assert [(line["event"], line["level"]) for line in logged] == [
         ("signing_key.unusable", "warning")
-    ]
-    assert str(settings_overrides["keys_dir"] / CORRUPT_KEY_FILE) in logged[0]["message"]
+    ] * corrupt_files
+    for number in range(corrupt_files):
+        path = str(keys_dir / f"corrupt-{number}.key.json")
+        assert [path in line["message"] for line in logged].count(True) == 1

@@ -601,7 +601,7 @@ def test_corrupt_key_file_in_a_running_server_is_a_readyz_warning_not_an_outage(
         time.sleep(0.1)
     for _ in range(10):  # every worker: still ready, still signing, now warning
         assert ready_and_serving() == [
-            "a signing key file could not be loaded (the server log names them)"
+            "a signing key file could not be loaded (the server log names it)"
         ]
     assert instance.jwks_kids() == [kid]
     verify(instance.token(client), instance.jwks())

@@ -49,5 +49,6 @@ def _unusable_key_files(count: int) -> list[str]:
     the keys live. The log names each file (``KeyRingLoader``)."""
     if count == 0:
         return []
-    files = "a signing key file" if count == 1 else f"{count} signing key files"
-    return [f"{files} could not be loaded (the server log names them)"]
+    if count == 1:
+        return ["a signing key file could not be loaded (the server log names it)"]
+    return [f"{count} signing key files could not be loaded (the server log names them)"]
