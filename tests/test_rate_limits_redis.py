@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.postgres import free_port
 from tests.support.redis import RedisServer
 from tests.support.wsgi import serving
-from tests.test_rate_limits import assert_too_many_requests, post
+from tests.test_rate_limits import CHOSEN_SECRET, assert_too_many_requests, lock, post
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,10 @@ class Pair:
     a: Instance
     b: Instance
 
-    def create_client(self, name: str) -> RegisteredClient:
+    def create_client(self, name: str, **overrides: Any) -> RegisteredClient:
         """Register a client in the shared database (through instance A's app)."""
         with self.a.app.app_context():
-            created = registry.create_client(db.session(), name=name, scope="api")
+            created = registry.create_client(db.session(), name=name, scope="api", **overrides)
             db.session.commit()
             view = registry.client_view(created.client)
         return RegisteredClient(view["client_id"], created.client_secret, view)
@@ -150,3 +151,26 @@ def test_unreachable_redis_turns_limits_off_without_failing_requests(
         for _ in range(12):
             assert post(http, url, client.client_id, "wrong").status_code == 401
         assert post(http, url, client.client_id, client.client_secret).status_code == 200
+
+
+def test_redis_shares_the_lock_on_an_admin_chosen_secret_between_instances(
+    http: requests.Session, two_instances: Callable[[str], Pair], redis_url: str
+) -> None:
+    """Ten failures counted by instance A lock the id on B too: even the right admin-chosen
+    secret gets 429 there."""
+    pair = two_instances(redis_url)
+    client = pair.create_client("shared lock", chosen_secret=CHOSEN_SECRET)
+    assert post(http, pair.b.server.token_url, client.client_id, CHOSEN_SECRET).ok
+    lock(pair.a.app, client.client_id)
+    assert_too_many_requests(post(http, pair.b.server.token_url, client.client_id, CHOSEN_SECRET))
+
+
+def test_unreachable_redis_still_lets_an_admin_chosen_secret_through(
+    http: requests.Session, two_instances: Callable[[str], Pair]
+) -> None:
+    """Reading the per-client lock fails like counting does: the limits are off, not the server."""
+    pair = two_instances(f"redis://127.0.0.1:{free_port()}/0")
+    client = pair.create_client("redis is down", chosen_secret=CHOSEN_SECRET)
+    url = pair.a.server.token_url
+    assert post(http, url, client.client_id, "wrong").status_code == 401
+    assert post(http, url, client.client_id, CHOSEN_SECRET).ok
