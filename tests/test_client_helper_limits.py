@@ -210,7 +210,7 @@ def test_server_error_text_is_made_printable_and_bounded(server: HostileServer, 
         {"error": "invalid_client\x1b[2J\n", "error_description": description}, 401
     )
     error = token_error(kind, token_url=server.url + TOKEN_PATH)
-    assert error.error == "invalid_client "
+    assert error.error == "invalid_client"
     assert error.description is not None
     assert error.description.startswith("red bad secret ERROR forged log line evilxxx")
     assert len(error.description) == 300

@@ -31,7 +31,7 @@ def printable(text: str, limit: int = MAX_ERROR_TEXT) -> str:
     other control and format characters (including bidirectional overrides) removed, and
     cut to ``limit`` characters. Server-sent error text goes through this: verbatim, it
     could forge log lines or drive the terminal of whoever reads them."""
-    text = _LINE_BREAKS.sub(" ", _ESCAPE_SEQUENCES.sub("", text))
+    text = _LINE_BREAKS.sub(" ", _ESCAPE_SEQUENCES.sub("", text)).strip()
     text = "".join(c for c in text if unicodedata.category(c) not in {"Cc", "Cf"})
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
