@@ -238,6 +238,23 @@ def test_failed_client_authentication_is_audited_with_the_client_id(
     assert wrong not in server.stderr()
 
 
+def test_an_over_long_client_id_is_audited_by_its_length_never_logged(
+    server: Server,
+) -> None:
+    """Logged whole, 40 KB ids would turn the audit trail into the attacker's disk filler."""
+    long_id = f"cli_{uuid.uuid4().hex}" + "x" * 40_000
+
+    response = token_request(server, long_id, "wrong", post=True)
+
+    assert response.status_code == 401, response.text
+    event = wait_for_event(
+        server, event="client.authentication", request_id=request_id_of(response)
+    )
+    assert event["client_id"] is None
+    assert event["client_id_length"] == len(long_id)
+    assert long_id[:36] not in server.stderr()
+
+
 def test_revocation_is_audited_with_the_client_id_and_request_id(cli: Cli, server: Server) -> None:
     created = create(cli)
     credentials = (created["client_id"], created["client_secret"])

@@ -170,7 +170,7 @@ class Runtime:
             return keys.current().signing_key(datetime.now(UTC))
 
         generator = AccessTokenGenerator(settings.issuer, signing_key, settings.access_token_ttl)
-        # serve's workers share one counter table (cli/serve.py); without it, this process's own
+        # serve's workers share one counter table (cli/serve.py); elsewhere: one per process.
         limiter = FailureLimiter(
             settings.ratelimit_storage_url, shared_file=os.environ.get(SHARED_COUNTERS_ENV)
         )

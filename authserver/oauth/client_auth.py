@@ -83,7 +83,19 @@ def _verified(
         if client is not None:
             request.auth_method = method
             return client
-    backend.record("client.authentication", outcome="failure", client_id=client_id, method=method)
+    if too_long:
+        # The id itself could be 60 KB: the log gets its length, never the id.
+        backend.record(
+            "client.authentication",
+            outcome="failure",
+            client_id=None,
+            method=method,
+            client_id_length=len(client_id),
+        )
+    else:
+        backend.record(
+            "client.authentication", outcome="failure", client_id=client_id, method=method
+        )
     retry_after = backend.record_authentication_failure(
         None if too_long else client_id, request.source.remote_addr
     )
