@@ -290,7 +290,7 @@ def test_token_lifetime_follows_the_client_ttl_or_the_configured_default(
 
 # --- client authentication details -------------------------------------------------------
 
-SPECIAL_SECRET = "p@ss word+%/:"
+SPECIAL_SECRET = "p@ss word+%/:migrated-1"
 
 
 def test_basic_credentials_are_form_urldecoded_for_special_character_secret(

@@ -114,7 +114,8 @@ def _oauth_operation(
                 "200": success,
                 "400": _oauth_error(
                     "A missing, repeated or invalid parameter, a body that is not UTF-8 form "
-                    "data, or two client authentication methods at once.",
+                    "data or ended before it was complete, or two client authentication "
+                    "methods at once.",
                     *bad_request_codes,
                 ),
                 "401": _oauth_error(
@@ -125,15 +126,26 @@ def _oauth_operation(
                     headers=(CHALLENGE,),
                 ),
                 "405": _oauth_error("Any method but POST.", "invalid_request", headers=(ALLOW,)),
-                "413": _oauth_error("The body is larger than 64 KiB.", "invalid_request"),
+                "408": _oauth_error(
+                    "The body did not arrive within AUTHSERVER_REQUEST_BODY_TIMEOUT seconds; "
+                    "the connection closes.",
+                    "invalid_request",
+                ),
+                "413": _oauth_error(
+                    "The body is larger than 64 KiB, with Content-Length or chunked.",
+                    "invalid_request",
+                ),
                 "429": _oauth_error(
                     "Too many failed client authentications for this client id or from this "
-                    "address within a minute.",
+                    "address within a minute (IPv6: per /64). While an id is locked, a client "
+                    "with an admin-chosen secret gets this whatever secret it sends.",
                     "too_many_requests",
                     headers=(RETRY_AFTER,),
                 ),
                 "503": _oauth_error(
-                    "The database is unreachable or no signing key is loaded; retry shortly.",
+                    "The database is unreachable, no signing key is loaded, or the worker is "
+                    "busy checking other admin-chosen secrets (then with Retry-After); retry "
+                    "shortly.",
                     "temporarily_unavailable",
                 ),
             },
@@ -352,7 +364,12 @@ SCHEMAS: JsonObject = {
         "required": ["status", "warnings"],
         "properties": {
             "status": {"const": "ready"},
-            "warnings": {**_STRINGS, "description": "Key files that could not be loaded."},
+            "warnings": {
+                **_STRINGS,
+                "description": (
+                    "How many signing key files could not be loaded; the server log names them."
+                ),
+            },
         },
     },
     "NotReady": {
