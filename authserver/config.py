@@ -30,6 +30,11 @@ RSA_SIZES = (2048, 3072, 4096)
 #: The longest access-token lifetime anyone may configure (a day): longer tokens cannot be
 #: taken back in practice, and larger numbers overflow date arithmetic on key retention.
 MAX_ACCESS_TOKEN_TTL = 86_400
+#: Upper bounds on the key schedule's settings: beyond them nothing sensible remains, and
+#: date arithmetic on key lifetimes would overflow (a start-up error instead of a crash later).
+MAX_JWKS_MAX_AGE = 86_400
+MAX_KEY_PROPAGATION_DELAY = 30 * 86_400
+MAX_KEY_ROTATION_DAYS = 3650
 #: A passphrase file larger than this is the wrong file (``/dev/zero`` would never end).
 MAX_PASSPHRASE_FILE_BYTES = 4096
 #: Read by prometheus_client: where the server's worker processes share their metrics.
@@ -84,8 +89,10 @@ class Settings:
         """Build settings from the environment, failing on the first bad variable."""
         env = os.environ if environ is None else environ
         issuer = _url(env, "AUTHSERVER_ISSUER", DEFAULT_ISSUER).rstrip("/")
-        jwks_max_age = _positive_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300)
-        propagation_delay = _positive_int(env, "AUTHSERVER_KEY_PROPAGATION_DELAY", 900)
+        jwks_max_age = _bounded_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300, MAX_JWKS_MAX_AGE)
+        propagation_delay = _bounded_int(
+            env, "AUTHSERVER_KEY_PROPAGATION_DELAY", 900, MAX_KEY_PROPAGATION_DELAY
+        )
         if propagation_delay < jwks_max_age:
             # A key that signs before resource servers' cached JWKS can hold it makes tokens
             # they cannot verify.
@@ -106,7 +113,9 @@ class Settings:
             key_propagation_delay=propagation_delay,
             signing_alg=_choice(env, "AUTHSERVER_SIGNING_ALG", SUPPORTED_ALGS, DEFAULT_ALG),
             rsa_bits=int(_choice(env, "AUTHSERVER_RSA_BITS", tuple(map(str, RSA_SIZES)), "2048")),
-            key_rotation_days=_positive_int(env, "AUTHSERVER_KEY_ROTATION_DAYS", None),
+            key_rotation_days=_bounded_int(
+                env, "AUTHSERVER_KEY_ROTATION_DAYS", None, MAX_KEY_ROTATION_DAYS
+            ),
             trusted_proxies=_non_negative_int(env, "AUTHSERVER_TRUSTED_PROXIES"),
             ratelimit_enabled=_choice(env, "AUTHSERVER_RATELIMIT", ("on", "off"), "on") == "on",
             ratelimit_storage_url=env.get("AUTHSERVER_RATELIMIT_STORAGE_URL") or "memory://",
@@ -193,9 +202,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: T) -> int | T:
     return value
 
 
-def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+def _bounded_int(env: Mapping[str, str], name: str, default: T, maximum: int) -> int | T:
     value = _positive_int(env, name, default)
-    if value > maximum:
+    if value is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 

@@ -130,6 +130,12 @@ BAD_VALUES = [
     ("AUTHSERVER_SIGNING_ALG", "none"),
     ("AUTHSERVER_RSA_BITS", "1024"),
     ("AUTHSERVER_KEY_ROTATION_DAYS", "0"),
+    # Beyond these, key-schedule date arithmetic overflowed.
+    ("AUTHSERVER_JWKS_MAX_AGE", "99999999999"),
+    ("AUTHSERVER_KEY_PROPAGATION_DELAY", "99999999999"),
+    ("AUTHSERVER_KEY_ROTATION_DAYS", "99999999999"),
+    ("AUTHSERVER_REQUEST_BODY_TIMEOUT", "0"),
+    ("AUTHSERVER_REQUEST_BODY_TIMEOUT", "301"),
 ]
 BAD_IDS = [f"{name.removeprefix('AUTHSERVER_')}={value}" for name, value in BAD_VALUES]
 
