@@ -7,6 +7,8 @@ and ``authserver serve`` with two workers on loopback, then, within a bounded ti
 2. stops PostgreSQL in the middle of that load and starts it again;
 3. sends random bytes and random form fields to every OAuth endpoint;
 4. scans everything the server logged for secrets, tokens and private keys;
+5. repeats each attack of issue 12 (Hardening II) against a second server, the CLI and the
+   client helpers (``tests/hostile_report.py``);
 
 and writes what was tried and what held to ``docs/reliability.md``.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import requests
 
+from tests import hostile_report
 from tests.support.cli import base_env, run_authserver
 from tests.support.postgres import PostgresServer
 from tests.support.server import Servers
@@ -143,6 +146,7 @@ def main() -> None:
             "access token": any(token in log for token in load.tokens[:200]),
             "private key": "PRIVATE KEY" in log,
         }
+        hostile = hostile_report.measure(postgres, workdir)
         write_report(
             started_at,
             load,
@@ -152,6 +156,7 @@ def main() -> None:
             ready,
             workers_alive,
             leaks,
+            hostile,
         )
     finally:
         postgres.stop()
@@ -166,6 +171,7 @@ def write_report(
     ready: int,
     workers_alive: bool,
     leaks: dict[str, bool],
+    hostile: list[hostile_report.Row],
 ) -> None:
     def statuses(tally: Tally) -> str:
         return ", ".join(f"{status}: {count}" for status, count in sorted(tally.statuses.items()))
@@ -199,6 +205,7 @@ def write_report(
         "SQLite under concurrent writers (tests/test_sqlite_concurrency.py) and the log "
         "leak checks (tests/test_audit.py).",
         "",
+        *hostile_report.render(hostile),
     ]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines))
