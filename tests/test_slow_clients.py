@@ -12,7 +12,9 @@ import json
 import resource
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,67 @@ def test_a_chunked_body_under_the_limit_is_served(served: tuple[Server, dict[str
     answer = chunked_token_request(server, client, b"grant_type=client_credentials&scope=api")
     assert answer.status_code == 200
     assert answer.json()["scope"] == "api"
+
+
+# --- Argon2id checks run beside the event loop, never on it ----------------------------------
+
+CHOSEN_SECRET = "migrated-secret-0123456789"
+
+
+def admin_chosen_client(server: Server, name: str) -> dict[str, Any]:
+    """A client whose secret an admin chose: each unremembered check is ~250 ms of Argon2id."""
+    result = ok(
+        run_authserver(
+            server.env,
+            *("clients", "create", "--name", name, "--scope", "api", "--secret-stdin", "--json"),
+            input=CHOSEN_SECRET,
+        )
+    )
+    return json.loads(result.stdout)
+
+
+def wrong_guess(server: Server, client_id: str) -> tuple[int, str | None, float]:
+    """A guess for an admin-chosen secret: status, Retry-After, and when the answer came."""
+    with requests.Session() as session:
+        answer = session.post(
+            f"{server.url}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, "wrong-guess-0123456789"),
+            timeout=30,
+        )
+    return answer.status_code, answer.headers.get("Retry-After"), time.monotonic()
+
+
+def test_argon2id_guesses_hold_up_no_other_client(served: tuple[Server, dict[str, Any]]) -> None:
+    """Run on the event loop, four guesses (a second of Argon2id) held every token behind
+    them: a client with a generated secret waited for the guesses to end."""
+    server, client = served
+    chosen = admin_chosen_client(server, "migrated")
+    with ThreadPoolExecutor(4) as pool:
+        guesses = [pool.submit(wrong_guess, server, chosen["client_id"]) for _ in range(4)]
+        answers = [token_request(server, client) for _ in range(5)]
+        served_by = time.monotonic()
+        guessed = [guess.result() for guess in guesses]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert {status for status, _, _ in guessed} <= {401, 503}
+    assert served_by < max(answered for _, _, answered in guessed)
+
+
+def test_a_full_slow_lane_answers_503_with_retry_after(
+    served: tuple[Server, dict[str, Any]],
+) -> None:
+    server, _ = served
+    chosen = [admin_chosen_client(server, f"migrated-{n}") for n in range(2)]
+    with ThreadPoolExecutor(16) as pool:
+        guesses = [pool.submit(wrong_guess, server, c["client_id"]) for c in chosen * 8]
+        statuses = [guess.result()[:2] for guess in guesses]
+    assert {status for status, _ in statuses} == {401, 503}
+    assert {retry_after for status, retry_after in statuses if status == 503} == {"1"}
+    # Nothing is counted for a 503: the right secret still works once the lane is free.
+    answer = requests.post(
+        f"{server.url}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(chosen[0]["client_id"], CHOSEN_SECRET),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text

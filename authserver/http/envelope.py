@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from authserver.http import request_ids
 from authserver.http.access_log import log_request
-from authserver.http.errors import body_incomplete, body_too_large, request_timeout
+from authserver.http.errors import body_incomplete, body_too_large, busy, request_timeout
 from authserver.http.gateway import REFUSED
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ REFUSALS: dict[int, Callable[[], WSGIApplication]] = {
     400: body_incomplete,
     408: request_timeout,
     413: body_too_large,
+    503: busy,
 }
 
 

@@ -39,6 +39,16 @@ def body_incomplete() -> Response:
     return error_response(400, "invalid_request", "The request body ended before it was complete.")
 
 
+def busy() -> Response:
+    """Too many requests already wait for an Argon2id check in this worker."""
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        "The server is busy checking other secrets; retry later.",
+        [("Retry-After", "1")],
+    )
+
+
 def request_timeout() -> Response:
     return error_response(
         408, "invalid_request", "The request body did not arrive in time; the connection closes."

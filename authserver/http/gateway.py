@@ -22,18 +22,26 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed
 from granian.rsgi import ProtocolError as RSGIProtocolError
 
+from authserver.security.secrets import ARGON2_CONCURRENCY, SLOW_CHECKS_ALLOWED, SlowCheckNeeded
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 #: The environ key under which the gateway tells the app to refuse the request: 400 (the body
-#: ended early), 408 (it did not arrive in time) or 413 (it is over the limit).
+#: ended early), 408 (it did not arrive in time), 413 (it is over the limit) or 503 (the slow
+#: lane is full).
 REFUSED = "authserver.refused"
+#: How many requests the slow lane holds per thread, running or queued.
+SLOW_LANE_QUEUE_FACTOR = 2
+
+_Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 class RSGIHeaders(Protocol):
@@ -74,12 +82,32 @@ class _BodyIncomplete(Exception):
 
 
 class BufferedGateway:
-    """An RSGI application that runs a WSGI application on complete requests only."""
+    """An RSGI application that runs a WSGI application on complete requests only.
 
-    def __init__(self, app: WSGIApplication, *, max_body_bytes: int, body_deadline: float) -> None:
+    Requests run on the event loop, one after the other: the app is CPU-bound and quick, and
+    a thread hop would cost a tenth of a token's CPU. The exception is a request whose client
+    authentication needs an Argon2id check (an admin-chosen secret not yet remembered): the
+    app raises :class:`~authserver.security.secrets.SlowCheckNeeded` before doing anything,
+    and the request runs again on the slow lane, a pool of ``slow_lane_threads`` threads, so
+    the check's quarter of a second holds up nobody else. When the slow lane already holds
+    ``SLOW_LANE_QUEUE_FACTOR`` times its threads, the request gets 503 with ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        max_body_bytes: int,
+        body_deadline: float,
+        slow_lane_threads: int = ARGON2_CONCURRENCY,
+    ) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
         self._body_deadline = body_deadline
+        self._slow_lane = ThreadPoolExecutor(slow_lane_threads, "authserver-slow-lane")
+        #: Requests in the slow lane, running or queued; beyond the capacity: 503 at once.
+        self._slow_lane_capacity = slow_lane_threads * SLOW_LANE_QUEUE_FACTOR
+        self._slow_lane_waiting = 0
 
     async def __call__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
         environ = _environ(scope)
@@ -94,9 +122,34 @@ class BufferedGateway:
             environ[REFUSED] = 400
         # The app gets the body as one buffer with its length, however it was framed.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        self._run(environ, protocol)
+        pristine = dict(environ)  # as it was before the app saw it, for a second run
+        environ["wsgi.input"] = io.BytesIO(body)
+        allowed = SLOW_CHECKS_ALLOWED.set(False)
+        try:
+            status, headers, content = self._call(environ)
+        except SlowCheckNeeded:
+            status, headers, content = await self._in_slow_lane(pristine, body)
+        finally:
+            SLOW_CHECKS_ALLOWED.reset(allowed)
+        if REFUSED in environ or REFUSED in pristine:
+            # The rest of an unread body would be taken for the next request.
+            headers = [*headers, ("Connection", "close")]
+        protocol.response_bytes(status, headers, content)
+
+    async def _in_slow_lane(self, environ: dict[str, Any], body: bytes) -> _Answer:
+        """Run the request again where slow checks may run, or refuse it if too many wait."""
+        if self._slow_lane_waiting >= self._slow_lane_capacity:
+            environ[REFUSED] = 503
+            environ["wsgi.input"] = io.BytesIO()
+            return self._call(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        self._slow_lane_waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._slow_lane, self._call, environ)
+        finally:
+            self._slow_lane_waiting -= 1
 
     async def _read_body(self, environ: dict[str, Any], protocol: RSGIProtocol) -> bytes:
         declared = environ.get("CONTENT_LENGTH", "")
@@ -130,8 +183,8 @@ class BufferedGateway:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _run(self, environ: dict[str, Any], protocol: RSGIProtocol) -> None:
-        """Call the WSGI app inline: it is CPU-bound, one request at a time per worker."""
+    def _call(self, environ: dict[str, Any]) -> _Answer:
+        """The WSGI app's whole answer: it is CPU-bound and quick, so it runs to completion."""
         response: list[Any] = []
 
         def start_response(
@@ -142,16 +195,13 @@ class BufferedGateway:
 
         chunks = self._app(environ, start_response)
         try:
-            body = b"".join(chunks)
+            content = b"".join(chunks)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
         status, headers = response
-        if REFUSED in environ:
-            # The rest of an unread body would be taken for the next request.
-            headers = [*headers, ("Connection", "close")]
-        protocol.response_bytes(status, headers, body)
+        return status, headers, content
 
 
 def _no_write(data: bytes) -> None:

@@ -37,6 +37,7 @@ from authserver.oauth.server import (
     TOKEN_ENDPOINT,
 )
 from authserver.oauth.server import Response as OAuthResponse
+from authserver.security.secrets import SlowCheckNeeded
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -75,6 +76,8 @@ class OAuthEndpoints:
                 status, body, headers = self._answer(endpoint, request)
         except RequestEntityTooLarge:
             return body_too_large()
+        except SlowCheckNeeded:
+            raise  # for the gateway, which runs the request again where the check may run
         except SQLAlchemyError as exc:
             with self._app.app_context():
                 return database_unavailable(exc)

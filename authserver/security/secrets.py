@@ -19,6 +19,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -39,8 +40,9 @@ ARGON2_ITERATIONS = 3
 ARGON2_LANES = 4
 ARGON2_SALT_BYTES = 16
 ARGON2_LENGTH = 32
-#: Argon2id checks one worker runs at once, and how long a request waits for a turn.
-ARGON2_CONCURRENCY = 2
+#: Argon2id checks one worker runs at once, and how long a request waits for a turn. One:
+#: with a worker per core, at least half of each core stays with every other request.
+ARGON2_CONCURRENCY = 1
 ARGON2_WAIT_SECONDS = 0.5
 
 
@@ -117,6 +119,20 @@ class VerifierBusyError(Exception):
     """No Argon2id turn came free within the wait: the caller answers "retry later"."""
 
 
+class SlowCheckNeeded(Exception):
+    """An Argon2id check is due on a thread that must not run one.
+
+    The server runs each request on its worker's event loop (``authserver.http.gateway``),
+    where 250 ms of Argon2id would hold up every other request of the worker. There, a check
+    that is not remembered raises this before any work is done; the gateway runs the request
+    again on one of its few slow-lane threads, where checks run (Argon2id releases the GIL).
+    """
+
+
+#: False where slow checks must not run (set by the gateway around its event-loop requests).
+SLOW_CHECKS_ALLOWED: ContextVar[bool] = ContextVar("slow_checks_allowed", default=True)
+
+
 class RememberingVerifier:
     """:func:`verify_secret` that remembers which Argon2id checks succeeded, per worker, and
     runs at most ``concurrency`` Argon2id checks at once.
@@ -153,6 +169,8 @@ class RememberingVerifier:
             if key in self._verified:
                 self._verified.move_to_end(key)
                 return True
+        if not SLOW_CHECKS_ALLOWED.get():
+            raise SlowCheckNeeded
         if not self.turns.acquire(timeout=self._wait):
             raise VerifierBusyError
         try:
