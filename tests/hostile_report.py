@@ -43,7 +43,7 @@ from authserver.resource import JWTVerifier, VerifierUnavailable
 from authserver.security.secrets import hash_chosen_secret, verify_secret
 from tests.support.cli import AUTHSERVER, base_env, run_authserver, sqlite_env
 from tests.support.hostile import HostileServer
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers
 
 #: What a normal client waits for one answer at most; a missing answer counts as status 0.
@@ -848,29 +848,9 @@ def mode(path: Path) -> str:
 
 
 def start_on_ipv6(servers: Servers, env: dict[str, str]) -> tuple[Server, str]:
-    """``serve --host ::1`` (``Servers`` starts on 127.0.0.1), registered for teardown."""
-    port = free_port()
-    url = f"http://[::1]:{port}"
-    env = {**env, "AUTHSERVER_ISSUER": url}
-    stderr_path = servers.directory / f"serve-ipv6-{port}.stderr"
-    handle = stderr_path.open("wb")
-    process = subprocess.Popen(
-        [str(AUTHSERVER), "serve", "--host", "::1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=handle,
-        stderr=handle,
-        start_new_session=True,
-    )
-    server = Server(process, port, env, stderr_path, handle)
-    servers.started.append(server)
-    target = Target(server, "::1")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        if call(target, "/healthz", method="GET", source=None, timeout=2).status == 200:
-            break
-        time.sleep(0.1)
-    return server, url
+    """``serve --host ::1``, registered for teardown."""
+    server = servers.start(env, host="::1")
+    return server, server.url
 
 
 def at_rest(workdir: Path) -> Row:

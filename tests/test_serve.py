@@ -26,9 +26,7 @@ from tests.support.cli import (
     run_to_exit,
     sqlite_env,
 )
-from tests.support.postgres import free_port
 from tests.support.server import (
-    STARTUP_TIMEOUT_SECONDS,
     STOP_DEADLINE_SECONDS,
     Server,
     Servers,
@@ -333,48 +331,20 @@ def test_with_passphrase_an_existing_unencrypted_key_still_loads(
 # --- IPv6 ---
 
 
-def wait_until_healthy_at(server: Server, url: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, server.stderr()
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url}/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{server.stderr()}")
-
-
 @pytest.mark.parametrize("host", ["::1", "::"])
 def test_serve_on_an_ipv6_host_issues_tokens_over_ipv6(tmp_path: Path, host: str) -> None:
     """Finding 9: ``--host ::1`` refused to start (the port check made an IPv4 socket)."""
     env = sqlite_env(tmp_path)
     cli(env, "db", "upgrade")
     client = create_client(env)
-    port = free_port()
-    url = f"http://[::1]:{port}"
-    env["AUTHSERVER_ISSUER"] = url
-    stderr_path = tmp_path / "serve.stderr"
-    handle = stderr_path.open("wb")
-    process = subprocess.Popen(
-        [str(AUTHSERVER), "serve", "--host", host, "--port", str(port), "--workers", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=handle,
-        stderr=handle,
-        start_new_session=True,
-    )
-    server = Server(process, port, env, stderr_path, handle)
-    try:
-        wait_until_healthy_at(server, url)
+    with Servers(tmp_path) as servers:
+        server = servers.start(env, workers=1, host=host)
         response = requests.post(
-            f"{url}/oauth2/token",
+            f"{server.url}/oauth2/token",
             data={"grant_type": "client_credentials"},
             auth=(client["client_id"], client["client_secret"]),
             timeout=10,
         )
+        assert server.url.startswith("http://[::1]:")
         assert response.status_code == 200, response.text
-        assert f"serving on http://[{host}]:{port}" in server.stderr()
-    finally:
-        server.kill()
+        assert f"serving on http://[{host}]:{server.port}" in server.stderr()

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,8 +38,11 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return ok(run_authserver(env, *args))
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Any]]]:
+    """One server for the module: every attack here ends with its connections, and the
+    Argon2id guesses stay well under the per-address limit."""
+    tmp_path = tmp_path_factory.mktemp("slow-clients")
     env = sqlite_env(tmp_path, AUTHSERVER_REQUEST_BODY_TIMEOUT="2")
     cli(env, "db", "upgrade")
     client = json.loads(
@@ -210,7 +212,7 @@ def test_argon2id_guesses_hold_up_no_other_client(served: tuple[Server, dict[str
     """Run on the event loop, four guesses (a second of Argon2id) held every token behind
     them: a client with a generated secret waited for the guesses to end."""
     server, client = served
-    chosen = admin_chosen_client(server, "migrated")
+    chosen = admin_chosen_client(server, "migrated-0")
     with ThreadPoolExecutor(4) as pool:
         guesses = [pool.submit(wrong_guess, server, chosen["client_id"]) for _ in range(4)]
         answers = [token_request(server, client) for _ in range(5)]
@@ -225,7 +227,7 @@ def test_a_full_slow_lane_answers_503_with_retry_after(
     served: tuple[Server, dict[str, Any]],
 ) -> None:
     server, _ = served
-    chosen = [admin_chosen_client(server, f"migrated-{n}") for n in range(2)]
+    chosen = [admin_chosen_client(server, f"migrated-{n}") for n in range(1, 3)]
     with ThreadPoolExecutor(16) as pool:
         guesses = [pool.submit(wrong_guess, server, c["client_id"]) for c in chosen * 8]
         statuses = [guess.result()[:2] for guess in guesses]

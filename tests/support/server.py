@@ -33,6 +33,13 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def local_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to ``host`` (a wildcard address
+    answers on loopback; an IPv6 address goes in brackets)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
@@ -40,10 +47,11 @@ class Server:
     env: dict[str, str]
     stderr_path: Path
     _stderr_handle: Any = field(repr=False)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return local_url(self.host, self.port)
 
     @property
     def keys_dir(self) -> Path:
@@ -92,22 +100,25 @@ class Servers:
         self.directory = directory
         self.started: list[Server] = []
 
-    def start(self, env: dict[str, str], *, workers: int = 2, wait: bool = True) -> Server:
-        """``authserver serve`` on a free port. ``AUTHSERVER_ISSUER`` defaults to the server's
-        own URL; with ``wait``, returns once ``/healthz`` answers."""
+    def start(
+        self, env: dict[str, str], *, workers: int = 2, wait: bool = True, host: str = "127.0.0.1"
+    ) -> Server:
+        """``authserver serve --host host`` on a free port. ``AUTHSERVER_ISSUER`` defaults to
+        the server's own URL; with ``wait``, returns once ``/healthz`` answers."""
         port = free_port()
-        env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", f"http://127.0.0.1:{port}")}
         stderr_path = self.directory / f"serve-{port}.stderr"
         handle = stderr_path.open("wb")
+        env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", local_url(host, port))}
+        command = ["serve", "--host", host, "--port", str(port), "--workers", str(workers)]
         process = subprocess.Popen(
-            [str(AUTHSERVER), "serve", "--port", str(port), "--workers", str(workers)],
+            [str(AUTHSERVER), *command],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=handle,
             start_new_session=True,
         )
-        server = Server(process, port, env, stderr_path, handle)
+        server = Server(process, port, env, stderr_path, handle, host)
         self.started.append(server)
         if wait:
             server.wait_until_healthy()
