@@ -9,12 +9,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from authserver.config import Settings
+from authserver.config import MAX_BODY_BYTES, Settings
 from authserver.errors import ConfigError
 from authserver.security import owner_only
 
-#: RFC 6749 requests are a handful of short parameters; anything bigger is refused with 413.
-MAX_BODY_BYTES = 64 * 1024
 SQLITE_BUSY_TIMEOUT_MS = 5000
 #: What SQLite keeps beside the database file while it works (WAL, shared memory, rollback).
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")

@@ -30,6 +30,8 @@ RSA_SIZES = (2048, 3072, 4096)
 #: The longest access-token lifetime anyone may configure (a day): longer tokens cannot be
 #: taken back in practice, and larger numbers overflow date arithmetic on key retention.
 MAX_ACCESS_TOKEN_TTL = 86_400
+#: RFC 6749 requests are a handful of short parameters; anything bigger is refused with 413.
+MAX_BODY_BYTES = 64 * 1024
 #: Upper bounds on the key schedule's settings: beyond them nothing sensible remains, and
 #: date arithmetic on key lifetimes would overflow (a start-up error instead of a crash later).
 MAX_JWKS_MAX_AGE = 86_400

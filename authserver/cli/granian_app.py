@@ -20,8 +20,8 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from authserver.app import MAX_BODY_BYTES, create_app
-from authserver.config import Settings
+from authserver.app import create_app
+from authserver.config import MAX_BODY_BYTES, Settings
 from authserver.http.gateway import BufferedGateway
 from authserver.maintenance import Maintenance
 

@@ -13,6 +13,7 @@ from flask import Flask, Response
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from authserver.config import MAX_BODY_BYTES
 from authserver.extensions import db
 from authserver.http.responses import error_response
 
@@ -32,7 +33,9 @@ def method_not_allowed(allowed: str) -> Response:
 
 
 def body_too_large() -> Response:
-    return error_response(413, "invalid_request", "The request body is larger than 64 KiB.")
+    return error_response(
+        413, "invalid_request", f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."
+    )
 
 
 def body_incomplete() -> Response:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from authserver.app import MAX_BODY_BYTES
+from authserver.config import MAX_BODY_BYTES
 from authserver.http import metrics
 from authserver.http.errors import (
     body_too_large,

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from authserver.config import MAX_BODY_BYTES
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
 
 blueprint = Blueprint("openapi", __name__)
@@ -132,7 +133,8 @@ def _oauth_operation(
                     "invalid_request",
                 ),
                 "413": _oauth_error(
-                    "The body is larger than 64 KiB, with Content-Length or chunked.",
+                    f"The body is larger than {MAX_BODY_BYTES // 1024} KiB, with Content-Length "
+                    "or chunked.",
                     "invalid_request",
                 ),
                 "429": _oauth_error(
