@@ -42,6 +42,7 @@ from authserver.client import ClientCredentials, TokenError
 from authserver.resource import JWTVerifier, VerifierUnavailable
 from authserver.security.secrets import hash_chosen_secret, verify_secret
 from tests.support.cli import AUTHSERVER, base_env, run_authserver, sqlite_env
+from tests.support.clock import ManualClock as Clock
 from tests.support.hostile import HostileServer
 from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers
@@ -737,14 +738,6 @@ def oversized_jwks(key: RSAKey) -> tuple[float, str]:
             return timed(lambda: verifier.verify(signed_token(issuer.url, key)))
         finally:
             verifier.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def cached_lifetime(expires_in: float) -> int:

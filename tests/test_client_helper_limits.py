@@ -18,6 +18,7 @@ from joserfc.jwk import OctKey
 
 from authserver.client import AsyncClientCredentials, ClientCredentials, TokenError
 from authserver.wellknown import same_origin
+from tests.support.clock import ManualClock as Clock
 from tests.support.hostile import HostileServer
 
 TOKEN_PATH = "/oauth2/token"
@@ -28,16 +29,6 @@ ONE_MIB = 1 << 20
 
 Kind = Literal["sync", "async"]
 KINDS: list[Kind] = ["sync", "async"]
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from authserver.security.secrets import (
 )
 from authserver.services.clients import Registration
 from authserver.services.registration_cache import RegistrationCache
+from tests.support.clock import ManualClock as Clock
 
 
 def registration(client_id: str, *, enabled: bool = True) -> Registration:
@@ -43,14 +44,6 @@ class Registry:
         if self.down:
             raise ConnectionError("database is down")
         return self.rows.get(client_id)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

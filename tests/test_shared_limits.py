@@ -15,19 +15,12 @@ import requests
 from authserver.security import shared_counters
 from authserver.security.shared_counters import PROBE, SharedCounters
 from tests.support.cli import ok, ok_json, run_authserver, sqlite_env
+from tests.support.clock import ManualClock as Clock
 from tests.support.server import Server, Servers
 
 LIMIT = 10
 WINDOW = 60.0
 GRANT = {"grant_type": "client_credentials"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
