@@ -35,17 +35,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from authserver.client import ClientCredentials, TokenError
 from authserver.resource import JWTVerifier, VerifierUnavailable
 from authserver.security.secrets import hash_chosen_secret, verify_secret
-from tests.support.cli import AUTHSERVER, base_env, run_authserver, sqlite_env
+from tests.support.cli import AUTHSERVER, base_env, run_authserver, sqlite_env, start_authserver
 from tests.support.clock import ManualClock as Clock
 from tests.support.hostile import HostileServer
 from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers
+from tests.support.tokens import rfc9068_token
 
 #: What a normal client waits for one answer at most; a missing answer counts as status 0.
 ANSWER_TIMEOUT = 5.0
@@ -583,14 +583,7 @@ def admin_input(
         "`--secret-stdin` of `a`": ([*create, "--secret-stdin"], "a\n"),
     }
     processes = {
-        label: subprocess.Popen(
-            [str(AUTHSERVER), *args],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        label: start_authserver(env, *args, stdin=subprocess.PIPE)
         for label, (args, _) in attempts.items()
     }
     exits: dict[str, tuple[int, bool]] = {}
@@ -627,20 +620,10 @@ def rotate_concurrently(
     so they race for certain; returns live secret rows, secrets that get a token, and how
     many rotations printed a secret."""
     cid = client["client_id"]
-    command = [str(AUTHSERVER), "clients", "rotate-secret", cid, "--grace", "300", "--json"]
+    command = ("clients", "rotate-secret", cid, "--grace", "300", "--json")
     with psycopg.connect(database) as holder, psycopg.connect(database, autocommit=True) as seer:
         holder.execute("SELECT client_id FROM clients WHERE client_id = %s FOR UPDATE", (cid,))
-        processes = [
-            subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(ROTATIONS)
-        ]
+        processes = [start_authserver(env, *command) for _ in range(ROTATIONS)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and all(p.poll() is None for p in processes):
             waiting = seer.execute(
@@ -675,12 +658,7 @@ def rotate_concurrently(
 
 
 def signed_token(issuer: str, key: RSAKey) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": issuer, "sub": "s", "aud": API, "exp": now + 600, "iat": now,
-        "jti": secrets.token_hex(8), "client_id": "s",
-    }  # fmt: skip
-    return jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": key.kid}, claims, key)
+    return rfc9068_token(issuer, key, API)
 
 
 def padded(document: dict[str, Any], size: int) -> bytes:

@@ -34,13 +34,13 @@ from authserver.services import clients as registry
 from authserver.services import keys as key_service
 from tests.conftest import RegisteredClient
 from tests.support.cli import (
-    AUTHSERVER,
     RunCli,
     assert_one_line_error,
     base_env,
     make_runner,
     ok,
     ok_json,
+    start_authserver,
 )
 from tests.support.wsgi import serving
 
@@ -570,18 +570,8 @@ def wait_for_waiters(
 
 
 def start_rotations(env: dict[str, str], client_id: str) -> list[subprocess.Popen[str]]:
-    command = [str(AUTHSERVER), "clients", "rotate-secret", client_id, "--grace", "300", "--json"]
-    return [
-        subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(CONCURRENT_ROTATIONS)
-    ]
+    command = ("clients", "rotate-secret", client_id, "--grace", "300", "--json")
+    return [start_authserver(env, *command) for _ in range(CONCURRENT_ROTATIONS)]
 
 
 def printed_secrets(processes: list[subprocess.Popen[str]]) -> list[str]:

@@ -5,18 +5,17 @@ another origin. Each test reproduces a finding of issue 12 (§8)."""
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from authserver.resource import JWTVerifier, VerifierUnavailable
 from tests.support.hostile import HostileServer
+from tests.support.tokens import rfc9068_token
 
 API = "https://tasks.example.test"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -60,12 +59,7 @@ def make_verifier() -> Iterator[Callable[..., JWTVerifier]]:
 
 
 def token_for(issuer: str, key: RSAKey) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": issuer, "sub": "s", "aud": API, "exp": now + 600, "iat": now,
-        "jti": secrets.token_hex(8), "client_id": "s",
-    }  # fmt: skip
-    return jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": key.kid}, claims, key)
+    return rfc9068_token(issuer, key, API)
 
 
 def timed_failure(verifier: JWTVerifier, token: str) -> tuple[float, str]:

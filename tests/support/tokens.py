@@ -4,13 +4,17 @@ PyJWT's ``PyJWKClient`` against the served JWKS."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import jwt
 import requests
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import RSAKey
 
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
 
@@ -91,3 +95,13 @@ def verify_access_token(
     assert claims["client_id"] == client_id
     assert claims["scope"] == scope
     return claims
+
+
+def rfc9068_token(issuer: str, key: RSAKey, audience: str) -> str:
+    """An access token as our server signs it (RFC 9068), for verifier tests that play issuer."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer, "sub": "s", "aud": audience, "exp": now + 600, "iat": now,
+        "jti": secrets.token_hex(8), "client_id": "s",
+    }  # fmt: skip
+    return joserfc_jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": key.kid}, claims, key)
