@@ -120,6 +120,8 @@ class BufferedGateway:
             environ[REFUSED] = 408
         except _BodyIncomplete:
             environ[REFUSED] = 400
+        # A body not read to its end would be taken for the next request: close after answering.
+        close = REFUSED in environ
         # The app gets the body as one buffer with its length, however it was framed.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -132,8 +134,7 @@ class BufferedGateway:
             status, headers, content = await self._in_slow_lane(pristine, body)
         finally:
             SLOW_CHECKS_ALLOWED.reset(allowed)
-        if REFUSED in environ or REFUSED in pristine:
-            # The rest of an unread body would be taken for the next request.
+        if close:
             headers = [*headers, ("Connection", "close")]
         protocol.response_bytes(status, headers, content)
 
