@@ -8,18 +8,12 @@ turns it into one line on stderr and exit status 1.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import Any
 
 from authserver.errors import ConfigError
-from authserver.wellknown import JWKS_PATH
-
-T = TypeVar("T", int, None)
 
 DEFAULT_ISSUER = "http://localhost:8080"
 DEFAULT_DATABASE_URL = "sqlite:///instance/authserver.db"
@@ -52,14 +46,19 @@ SHARED_COUNTERS_ENV = "AUTHSERVER_SHARED_COUNTERS_FILE"
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration; immutable so every part of the app sees the same values."""
+    """The validated configuration; immutable so every part of the app sees the same values.
+
+    The field defaults are the defaults: :meth:`from_env` passes only the variables that are
+    set, so each default is written once, here.
+    """
 
     database_url: str = DEFAULT_DATABASE_URL
     issuer: str = DEFAULT_ISSUER
-    keys_dir: Path = field(default_factory=lambda: Path("keys"))
+    keys_dir: Path = Path("keys")
     key_passphrase: str | None = field(default=None, repr=False)
     access_token_ttl: int = 1800
-    default_audience: str = DEFAULT_ISSUER
+    #: Empty means the issuer (resolved on construction, so ``Settings(issuer=...)`` works).
+    default_audience: str = ""
     jwks_max_age: int = 300
     key_propagation_delay: int = 900
     signing_alg: str = DEFAULT_ALG
@@ -70,76 +69,47 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     request_body_timeout: int = DEFAULT_REQUEST_BODY_TIMEOUT
 
-    @property
-    def token_endpoint(self) -> str:
-        return f"{self.issuer}/oauth2/token"
-
-    @property
-    def introspection_endpoint(self) -> str:
-        return f"{self.issuer}/oauth2/introspect"
-
-    @property
-    def revocation_endpoint(self) -> str:
-        return f"{self.issuer}/oauth2/revoke"
-
-    @property
-    def jwks_uri(self) -> str:
-        return f"{self.issuer}{JWKS_PATH}"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from the environment, failing on the first bad variable."""
-        env = os.environ if environ is None else environ
-        issuer = _url(env, "AUTHSERVER_ISSUER", DEFAULT_ISSUER).rstrip("/")
-        jwks_max_age = _bounded_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300, MAX_JWKS_MAX_AGE)
-        propagation_delay = _bounded_int(
-            env, "AUTHSERVER_KEY_PROPAGATION_DELAY", 900, MAX_KEY_PROPAGATION_DELAY
-        )
-        if propagation_delay < jwks_max_age:
+    def __post_init__(self) -> None:
+        if not self.default_audience:
+            object.__setattr__(self, "default_audience", self.issuer)
+        if self.key_propagation_delay < self.jwks_max_age:
             # A key that signs before resource servers' cached JWKS can hold it makes tokens
             # they cannot verify.
             raise ConfigError(
-                f"AUTHSERVER_KEY_PROPAGATION_DELAY ({propagation_delay}) must be at least "
-                f"AUTHSERVER_JWKS_MAX_AGE ({jwks_max_age})"
+                f"AUTHSERVER_KEY_PROPAGATION_DELAY ({self.key_propagation_delay}) must be at "
+                f"least AUTHSERVER_JWKS_MAX_AGE ({self.jwks_max_age})"
             )
-        return cls(
-            database_url=_database_url(env),
-            issuer=issuer,
-            keys_dir=Path(env.get("AUTHSERVER_KEYS_DIR") or "keys"),
-            key_passphrase=_key_passphrase(env),
-            access_token_ttl=_bounded_int(
-                env, "AUTHSERVER_ACCESS_TOKEN_TTL", 1800, MAX_ACCESS_TOKEN_TTL
-            ),
-            default_audience=_url(env, "AUTHSERVER_DEFAULT_AUDIENCE", issuer),
-            jwks_max_age=jwks_max_age,
-            key_propagation_delay=propagation_delay,
-            signing_alg=_choice(env, "AUTHSERVER_SIGNING_ALG", SUPPORTED_ALGS, DEFAULT_ALG),
-            rsa_bits=int(_choice(env, "AUTHSERVER_RSA_BITS", tuple(map(str, RSA_SIZES)), "2048")),
-            key_rotation_days=_bounded_int(
-                env, "AUTHSERVER_KEY_ROTATION_DAYS", None, MAX_KEY_ROTATION_DAYS
-            ),
-            trusted_proxies=_non_negative_int(env, "AUTHSERVER_TRUSTED_PROXIES"),
-            ratelimit_enabled=_choice(env, "AUTHSERVER_RATELIMIT", ("on", "off"), "on") == "on",
-            ratelimit_storage_url=env.get("AUTHSERVER_RATELIMIT_STORAGE_URL") or "memory://",
-            request_body_timeout=_bounded_int(
-                env,
-                "AUTHSERVER_REQUEST_BODY_TIMEOUT",
-                DEFAULT_REQUEST_BODY_TIMEOUT,
-                MAX_REQUEST_BODY_TIMEOUT,
-            ),
-        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment, failing on the first bad variable.
+
+        An empty variable counts as unset.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (field_name, parse) in _VARIABLES.items():
+            raw = env.get(name)
+            if raw:
+                values[field_name] = parse(name, raw)
+        passphrase = _key_passphrase(env)
+        if passphrase is not None:
+            values["key_passphrase"] = passphrase
+        return cls(**values)
 
 
-def _database_url(env: Mapping[str, str]) -> str:
-    raw = env.get("AUTHSERVER_DATABASE_URL") or DEFAULT_DATABASE_URL
+def _database_url(name: str, raw: str) -> str:
+    # SQLAlchemy is imported only here: the constants of this module are read by parts (the
+    # OAuth layer, the key store) that must not load it.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        url: URL = make_url(raw)
+        url = make_url(raw)
     except ArgumentError:
-        raise ConfigError(
-            f"AUTHSERVER_DATABASE_URL is not a database URL (e.g. {DEFAULT_DATABASE_URL})"
-        ) from None
+        raise ConfigError(f"{name} is not a database URL (e.g. {DEFAULT_DATABASE_URL})") from None
     if not url.drivername:
-        raise ConfigError("AUTHSERVER_DATABASE_URL has no database driver")
+        raise ConfigError(f"{name} has no database driver")
     return raw
 
 
@@ -183,18 +153,18 @@ def _key_passphrase(env: Mapping[str, str]) -> str | None:
     return passphrase
 
 
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name) or default
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme not in ("http", "https") or not rest.strip("/") or " " in value:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-    return value
+def _url(name: str, raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/") or " " in raw:
+        raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: T) -> int | T:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _issuer(name: str, raw: str) -> str:
+    return _url(name, raw).rstrip("/")
+
+
+def _positive_int(name: str, raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
@@ -204,22 +174,68 @@ def _positive_int(env: Mapping[str, str], name: str, default: T) -> int | T:
     return value
 
 
-def _bounded_int(env: Mapping[str, str], name: str, default: T, maximum: int) -> int | T:
-    value = _positive_int(env, name, default)
-    if value is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
-    return value
+def _at_most(maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        value = _positive_int(name, raw)
+        if value > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+        return value
+
+    return parse
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = env.get(name) or default
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+def _one_of(*allowed: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+    return parse
 
 
-def _non_negative_int(env: Mapping[str, str], name: str) -> int:
-    raw = env.get(name) or "0"
+def _rsa_bits(name: str, raw: str) -> int:
+    return int(_one_of(*map(str, RSA_SIZES))(name, raw))
+
+
+def _on_off(name: str, raw: str) -> bool:
+    return _one_of("on", "off")(name, raw) == "on"
+
+
+def _non_negative_int(name: str, raw: str) -> int:
     if not raw.isdigit():
         raise ConfigError(f"{name} must be a whole number (0 or more), got {raw!r}")
     return int(raw)
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+#: Each variable: the field it sets and how its text becomes the value (or a ConfigError
+#: naming the variable). The passphrase, which two variables can give, is read apart.
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "AUTHSERVER_DATABASE_URL": ("database_url", _database_url),
+    "AUTHSERVER_ISSUER": ("issuer", _issuer),
+    "AUTHSERVER_KEYS_DIR": ("keys_dir", _path),
+    "AUTHSERVER_ACCESS_TOKEN_TTL": ("access_token_ttl", _at_most(MAX_ACCESS_TOKEN_TTL)),
+    "AUTHSERVER_DEFAULT_AUDIENCE": ("default_audience", _url),
+    "AUTHSERVER_JWKS_MAX_AGE": ("jwks_max_age", _at_most(MAX_JWKS_MAX_AGE)),
+    "AUTHSERVER_KEY_PROPAGATION_DELAY": (
+        "key_propagation_delay",
+        _at_most(MAX_KEY_PROPAGATION_DELAY),
+    ),
+    "AUTHSERVER_SIGNING_ALG": ("signing_alg", _one_of(*SUPPORTED_ALGS)),
+    "AUTHSERVER_RSA_BITS": ("rsa_bits", _rsa_bits),
+    "AUTHSERVER_KEY_ROTATION_DAYS": ("key_rotation_days", _at_most(MAX_KEY_ROTATION_DAYS)),
+    "AUTHSERVER_TRUSTED_PROXIES": ("trusted_proxies", _non_negative_int),
+    "AUTHSERVER_RATELIMIT": ("ratelimit_enabled", _on_off),
+    "AUTHSERVER_RATELIMIT_STORAGE_URL": ("ratelimit_storage_url", _text),
+    "AUTHSERVER_REQUEST_BODY_TIMEOUT": (
+        "request_body_timeout",
+        _at_most(MAX_REQUEST_BODY_TIMEOUT),
+    ),
+}

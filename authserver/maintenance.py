@@ -20,8 +20,8 @@ from flask import Flask
 
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.http.runtime import Runtime
-from authserver.services import clients, tokens
+from authserver.runtime import Runtime
+from authserver.services import registry, revocations, usage
 from authserver.services.keys import rotate_if_due
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ HOUSEKEEPING_SECONDS = 60.0
 class Maintenance:
     def __init__(self, app: Flask) -> None:
         self._app = app
-        with app.app_context():
-            self._runtime = Runtime.current()
+        self._runtime = Runtime.of(app)
         self._settings: Settings = self._runtime.settings
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
 
@@ -60,13 +59,13 @@ class Maintenance:
     def _flush_usage(self) -> None:
         last_used = self._runtime.usage.drain()
         if last_used:
-            clients.record_last_used(db.session(), last_used)
+            usage.record_last_used(db.session(), last_used)
             db.session.commit()
 
     def _purge(self) -> None:
         now = datetime.now(UTC)
-        clients.purge_expired_secrets(db.session(), now)
-        tokens.purge_expired_revocations(db.session(), now)
+        registry.purge_expired_secrets(db.session(), now)
+        revocations.purge_expired_revocations(db.session(), now)
         db.session.commit()
 
     def _rotate_keys(self) -> None:

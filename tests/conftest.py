@@ -19,7 +19,8 @@ from authserver.config import Settings
 from authserver.extensions import db
 from authserver.schema import upgrade_schema
 from authserver.security.keys import KeyStore
-from authserver.services import clients as registry
+from authserver.services import registry
+from authserver.services.formatting import client_view
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.wsgi import serving
 
@@ -127,7 +128,7 @@ def create_client(app: Flask) -> Callable[..., RegisteredClient]:
         with app.app_context():
             created = registry.create_client(db.session(), **params)
             db.session.commit()
-            view = registry.client_view(created.client)
+            view = client_view(created.client)
         return RegisteredClient(view["client_id"], created.client_secret, view)
 
     return factory

@@ -30,8 +30,9 @@ from authserver.errors import InvalidClientData
 from authserver.extensions import db
 from authserver.models import Client, ClientSecret, utcnow
 from authserver.schema import MIGRATIONS_DIR, upgrade_schema
-from authserver.services import clients as registry
 from authserver.services import keys as key_service
+from authserver.services import registrations, registry
+from authserver.services.formatting import client_view
 from tests.conftest import RegisteredClient
 from tests.support.cli import (
     RunCli,
@@ -79,7 +80,7 @@ def cli(database_url: str, keys_dir: Path, app: Flask) -> RunCli:
 
 
 def views(app: Flask) -> list[dict[str, Any]]:
-    return in_app(app, lambda s: [registry.client_view(c) for c in registry.list_clients(s)])
+    return in_app(app, lambda s: [client_view(c) for c in registry.list_clients(s)])
 
 
 def assert_usage_error(result: subprocess.CompletedProcess[str], option: str) -> None:
@@ -116,7 +117,9 @@ def test_cli_refuses_lifetimes_beyond_their_bounds_as_usage_errors(
     assert views(app) == [existing.view]
     assert in_app(
         app,
-        lambda s: registry.authenticate(s, existing.client_id, existing.client_secret, utcnow()),
+        lambda s: registrations.authenticate(
+            s, existing.client_id, existing.client_secret, utcnow()
+        ),
     )
 
 
@@ -187,7 +190,9 @@ def test_services_refuse_lifetimes_beyond_their_bounds(
     assert views(app) == [existing.view]
     assert in_app(
         app,
-        lambda s: registry.authenticate(s, existing.client_id, existing.client_secret, utcnow()),
+        lambda s: registrations.authenticate(
+            s, existing.client_id, existing.client_secret, utcnow()
+        ),
     )
 
 
@@ -320,7 +325,7 @@ def test_printable_names_up_to_200_characters_are_accepted(
 ) -> None:
     created = in_app(
         app,
-        lambda s: registry.client_view(registry.create_client(s, name=name, scope="api").client),
+        lambda s: client_view(registry.create_client(s, name=name, scope="api").client),
     )
     assert created["name"] == stored
 
@@ -382,7 +387,7 @@ def test_usual_resource_indicators_are_accepted(app: Flask) -> None:
     ]
     created = in_app(
         app,
-        lambda s: registry.client_view(
+        lambda s: client_view(
             registry.create_client(s, name="x", scope="api", audiences=audiences).client
         ),
     )
@@ -478,7 +483,9 @@ def test_secret_stdin_of_exactly_16_characters_is_accepted_and_works(
     )
 
     assert created["client_secret"] == chosen
-    assert in_app(app, lambda s: registry.authenticate(s, created["client_id"], chosen, utcnow()))
+    assert in_app(
+        app, lambda s: registrations.authenticate(s, created["client_id"], chosen, utcnow())
+    )
 
 
 @pytest.mark.parametrize("chosen", ["", "a", "x" * 15], ids=["empty", "one", "fifteen"])
@@ -609,13 +616,13 @@ def test_concurrent_rotations_leave_at_most_two_live_secrets_and_the_newest_work
         ).all()
         candidates = [client.client_secret, *printed]
         working = [
-            s for s in candidates if registry.authenticate(session, client.client_id, s, now)
+            s for s in candidates if registrations.authenticate(session, client.client_id, s, now)
         ]
         after_grace = now + timedelta(seconds=301)
         lasting = [
             s
             for s in candidates
-            if registry.authenticate(session, client.client_id, s, after_grace)
+            if registrations.authenticate(session, client.client_id, s, after_grace)
         ]
         return len(live), working, lasting
 

@@ -13,7 +13,7 @@ import pytest
 from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.services import clients as registry
+from authserver.services import registrations
 from tests.support.cli import (
     CLIENT_FIELDS,
     RunCli,
@@ -143,7 +143,7 @@ def registered_secret_works(env: dict[str, str], client_id: str, secret: str) ->
     app = create_app(settings)
     with app.app_context():
         try:
-            client = registry.authenticate(db.session(), client_id, secret, datetime.now(UTC))
+            client = registrations.authenticate(db.session(), client_id, secret, datetime.now(UTC))
             return client is not None
         finally:
             db.session.remove()

@@ -82,8 +82,6 @@ def test_passphrase_is_not_shown_in_repr() -> None:
 def test_trailing_slash_is_stripped_from_issuer(raw: str, expected: str) -> None:
     settings = Settings.from_env({"AUTHSERVER_ISSUER": raw})
     assert settings.issuer == expected
-    assert settings.token_endpoint == f"{expected}/oauth2/token"
-    assert settings.jwks_uri == f"{expected}/.well-known/jwks.json"
 
 
 def test_default_audience_is_the_issuer_without_trailing_slash() -> None:

@@ -104,7 +104,9 @@ def test_jwks_is_publicly_cacheable_for_the_default_max_age(
     assert response.headers["Cache-Control"] == "public, max-age=300"
 
 
-@pytest.mark.parametrize("settings_overrides", [{"jwks_max_age": 1234}], indirect=True)
+@pytest.mark.parametrize(
+    "settings_overrides", [{"jwks_max_age": 1234, "key_propagation_delay": 1234}], indirect=True
+)
 @pytest.mark.parametrize("path", JWKS_PATHS)
 def test_jwks_max_age_follows_the_setting(
     http: requests.Session, live_server: LiveServer, path: str

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.services import clients as registry
+from authserver.services import registry
 from authserver.services.keys import revoke_key
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.oauth import (

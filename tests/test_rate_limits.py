@@ -14,7 +14,7 @@ from flask import Flask
 
 from authserver.config import Settings
 from authserver.errors import ConfigError
-from authserver.http.runtime import EXTENSION_NAME, Runtime
+from authserver.runtime import Runtime
 from authserver.security.failure_limits import FailureLimiter, source_key
 from authserver.security.secrets import ARGON2_CONCURRENCY, MAX_CLIENT_ID_LENGTH
 from tests.conftest import LiveServer, RegisteredClient
@@ -209,8 +209,7 @@ def authenticate(
 
 
 def runtime_of(app: Flask) -> Runtime:
-    runtime: Runtime = app.extensions[EXTENSION_NAME]
-    return runtime
+    return Runtime.of(app)
 
 
 def lock(app: Flask, client_id: str) -> None:

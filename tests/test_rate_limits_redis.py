@@ -21,7 +21,8 @@ from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.schema import upgrade_schema
-from authserver.services import clients as registry
+from authserver.services import registry
+from authserver.services.formatting import client_view
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.postgres import free_port
 from tests.support.redis import RedisServer
@@ -45,7 +46,7 @@ class Pair:
         with self.a.app.app_context():
             created = registry.create_client(db.session(), name=name, scope="api", **overrides)
             db.session.commit()
-            view = registry.client_view(created.client)
+            view = client_view(created.client)
         return RegisteredClient(view["client_id"], created.client_secret, view)
 
 

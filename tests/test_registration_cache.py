@@ -15,8 +15,8 @@ from authserver.security.secrets import (
     VerifierBusyError,
     unless_locked,
 )
-from authserver.services.clients import Registration
 from authserver.services.registration_cache import RegistrationCache
+from authserver.services.registrations import Registration
 from tests.support.clock import ManualClock as Clock
 
 

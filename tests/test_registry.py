@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from authserver.errors import ClientNotFound, InvalidClientData
 from authserver.extensions import db
 from authserver.models import Client, ClientSecret
-from authserver.services import clients as registry
+from authserver.services import registrations, registry
+from authserver.services.formatting import client_view
 from tests.support.cli import CLIENT_FIELDS
 
 CHOSEN_SECRET = "Migrated-Secret-from-old-IdP-7f3c9a1e"
@@ -44,15 +45,13 @@ def create(app: Flask, **params: Any) -> tuple[str, str]:
 
 
 def view(app: Flask, client_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = in_app(
-        app, lambda s: registry.client_view(registry.get_client(s, client_id))
-    )
+    result: dict[str, Any] = in_app(app, lambda s: client_view(registry.get_client(s, client_id)))
     return result
 
 
 def authenticate(app: Flask, client_id: str, secret: str) -> str | None:
     def work(session: Any) -> str | None:
-        client = registry.authenticate(session, client_id, secret, datetime.now(UTC))
+        client = registrations.authenticate(session, client_id, secret, datetime.now(UTC))
         return client.client_id if client else None
 
     result: str | None = in_app(app, work)

@@ -2,7 +2,7 @@
 
 The service level runs on SQLite and PostgreSQL; ``authserver clients rotate-secret`` runs as
 a real console script against SQLite. Secrets are always tried at the real token endpoint or
-through ``services.clients.authenticate``, never by looking at hashes.
+through ``services.registrations.authenticate``, never by looking at hashes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from authserver.errors import ClientNotFound
 from authserver.extensions import db
 from authserver.maintenance import Maintenance
 from authserver.models import ClientSecret, utcnow
-from authserver.services import clients as registry
+from authserver.services import registrations, registry
 from tests.conftest import LiveServer, RegisteredClient
 from tests.support.cli import (
     CLIENT_FIELDS,
@@ -95,7 +95,7 @@ def rotate_new_client(
 
 def authenticates(app: Flask, client_id: str, secret: str, at: datetime | None = None) -> bool:
     with app.app_context():
-        client = registry.authenticate(db.session(), client_id, secret, at or utcnow())
+        client = registrations.authenticate(db.session(), client_id, secret, at or utcnow())
         db.session.rollback()
         return client is not None
 

@@ -13,7 +13,7 @@ import requests
 from flask import Flask
 
 from authserver.extensions import db
-from authserver.services import clients as registry
+from authserver.services import registry
 from tests.conftest import LiveServer, RegisteredClient
 from tests.support.oauth import let_workers_see_registry_changes
 

@@ -11,8 +11,9 @@ from authserver.cli.context import app_context, audit, emit_json
 from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.extensions import db
-from authserver.services import clients as registry
-from authserver.services.formatting import printable
+from authserver.services import registry
+from authserver.services.client_fields import MAX_GRACE, MAX_SECRET_LIFETIME
+from authserver.services.formatting import client_view, printable
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 AUDIENCE_OPTION = click.option(
@@ -24,7 +25,7 @@ AUDIENCE_OPTION = click.option(
 )
 EXPIRES_IN_OPTION = click.option(
     "--expires-in",
-    type=click.IntRange(1, registry.MAX_SECRET_LIFETIME),
+    type=click.IntRange(1, MAX_SECRET_LIFETIME),
     metavar="SECONDS",
     help="The new secret stops working by itself after this many seconds (at most ten years).",
 )
@@ -77,7 +78,7 @@ def create(
         )
         db.session.commit()
         audit("client.created", created.client.client_id)
-        document = {**registry.client_view(created.client), "client_secret": created.client_secret}
+        document = {**client_view(created.client), "client_secret": created.client_secret}
     _print_secret(document, as_json)
 
 
@@ -85,7 +86,7 @@ def create(
 @click.argument("client_id")
 @click.option(
     "--grace",
-    type=click.IntRange(0, registry.MAX_GRACE),
+    type=click.IntRange(0, MAX_GRACE),
     default=0,
     show_default=True,
     metavar="SECONDS",
@@ -101,7 +102,7 @@ def rotate_secret(client_id: str, grace: int, expires_in: int | None, as_json: b
         )
         db.session.commit()
         audit("client.secret_rotated", client_id, grace=grace)
-        document = {**registry.client_view(rotated.client), "client_secret": rotated.client_secret}
+        document = {**client_view(rotated.client), "client_secret": rotated.client_secret}
     _print_secret(document, as_json)
 
 
@@ -119,7 +120,7 @@ def _print_secret(document: dict[str, Any], as_json: bool) -> None:
 def list_(as_json: bool) -> None:
     """List all clients."""
     with app_context():
-        views = [registry.client_view(c) for c in registry.list_clients(db.session())]
+        views = [client_view(c) for c in registry.list_clients(db.session())]
     if as_json:
         emit_json(views)
         return
@@ -140,7 +141,7 @@ def list_(as_json: bool) -> None:
 def show(client_id: str, as_json: bool) -> None:
     """Show one client."""
     with app_context():
-        view = registry.client_view(registry.get_client(db.session(), client_id))
+        view = client_view(registry.get_client(db.session(), client_id))
     _output(view, as_json)
 
 
@@ -173,7 +174,7 @@ def update(
         )
         db.session.commit()
         audit("client.updated", client_id)
-        view = registry.client_view(client)
+        view = client_view(client)
     _output(view, as_json)
 
 

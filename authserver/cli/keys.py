@@ -17,7 +17,7 @@ from authserver.cli.context import (
 from authserver.extensions import db
 from authserver.security.keyring import KeyStatus
 from authserver.services import keys as key_service
-from authserver.services.clients import longest_token_ttl
+from authserver.services.key_retention import longest_token_ttl
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy import func, select
 
 from authserver.cli.context import app_context, current_settings
 from authserver.config import PROMETHEUS_MULTIPROC_ENV, SHARED_COUNTERS_ENV
 from authserver.extensions import db
+from authserver.http.routes import TOKEN
 from authserver.json_logs import configure_json_logs
-from authserver.models import Client
 from authserver.security import shared_counters
+from authserver.services import registry
 from authserver.services.keys import ensure_signing_key
 
 
@@ -41,7 +41,7 @@ def command(host: str, port: int, workers: int | None) -> None:
     if created:
         click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
     with app_context():
-        client_count = db.session.scalar(select(func.count()).select_from(Client))
+        client_count = registry.count_clients(db.session())
     _check_port_free(host, port)
     base_url = f"http://{_display_host(host)}:{port}"
     if client_count == 0:
@@ -133,6 +133,6 @@ def _print_first_run_hint(base_url: str) -> None:
         f"  {command} clients create --name demo --scope api --json\n"
         "then get a token with it:\n"
         "  curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials -d scope=api "
-        f"{base_url}/oauth2/token",
+        f"{TOKEN.url(base_url)}",
         err=True,
     )

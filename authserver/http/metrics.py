@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -29,10 +29,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from authserver.config import PROMETHEUS_MULTIPROC_ENV
-from authserver.http.runtime import Runtime
-from authserver.oauth.server import TOKEN_ENDPOINT
-
-blueprint = Blueprint("metrics", __name__)
+from authserver.http.routes import TOKEN
+from authserver.security.keyring import KeyRingLoader
 
 TOKENS_ISSUED = Counter("authserver_tokens_issued", "Access tokens issued.")
 OAUTH_FAILURES = Counter(
@@ -51,7 +49,7 @@ OAUTH_LATENCY = Histogram(
 
 def observe(endpoint: str, status: int, body: dict[str, Any], started: float) -> None:
     _latency(endpoint).observe(time.perf_counter() - started)
-    if status == 200 and endpoint == TOKEN_ENDPOINT:
+    if status == 200 and endpoint == TOKEN.handler:
         TOKENS_ISSUED.inc()
     elif status >= 400:
         OAUTH_FAILURES.labels(endpoint, str(body.get("error", "unknown"))).inc()
@@ -65,12 +63,12 @@ def _latency(endpoint: str) -> Histogram:
 class SigningKeyCollector(Collector):
     """Age of the key signing now, read from this worker's key ring at scrape time."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, keys: KeyRingLoader) -> None:
+        self._keys = keys
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = datetime.now(UTC)
-        key = self._runtime.keys.current().signing_key(now)
+        key = self._keys.current().signing_key(now)
         gauge = GaugeMetricFamily(
             "authserver_signing_key_age_seconds", "Seconds since the signing key was created."
         )
@@ -79,14 +77,18 @@ class SigningKeyCollector(Collector):
         yield gauge
 
 
-@blueprint.route("/metrics", methods=["GET"])
-def metrics() -> Response:
-    if os.environ.get(PROMETHEUS_MULTIPROC_ENV):
-        shared = CollectorRegistry()
-        multiprocess.MultiProcessCollector(shared)
-    else:
-        shared = REGISTRY
-    local = CollectorRegistry()
-    local.register(SigningKeyCollector(Runtime.current()))
-    body = generate_latest(shared) + generate_latest(local)
-    return Response(body, content_type=CONTENT_TYPE_LATEST)
+class MetricsPage:
+    """The scrape: every worker's samples (or this process's) and this worker's key age."""
+
+    def __init__(self, keys: KeyRingLoader) -> None:
+        self._local = CollectorRegistry()
+        self._local.register(SigningKeyCollector(keys))
+
+    def __call__(self) -> Response:
+        if os.environ.get(PROMETHEUS_MULTIPROC_ENV):
+            shared = CollectorRegistry()
+            multiprocess.MultiProcessCollector(shared)
+        else:
+            shared = REGISTRY
+        body = generate_latest(shared) + generate_latest(self._local)
+        return Response(body, content_type=CONTENT_TYPE_LATEST)

@@ -19,12 +19,11 @@ import json
 from importlib import metadata
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Response
 
 from authserver.config import MAX_BODY_BYTES
+from authserver.http import routes
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
-
-blueprint = Blueprint("openapi", __name__)
 
 JsonObject = dict[str, Any]
 
@@ -421,7 +420,7 @@ SECURITY_SCHEMES: JsonObject = {
 TOKEN_PARAMETER_EXAMPLE = {"token": "eyJ...", "token_type_hint": "access_token"}
 
 PATHS: JsonObject = {
-    "/oauth2/token": _oauth_operation(
+    routes.TOKEN.path: _oauth_operation(
         operation_id="issueToken",
         summary="Issue an access token (client_credentials)",
         description="RFC 6749 §4.4 with RFC 8707 resource indicators. The answer carries "
@@ -441,7 +440,7 @@ PATHS: JsonObject = {
             "invalid_target",
         ),
     ),
-    "/oauth2/introspect": _oauth_operation(
+    routes.INTROSPECTION.path: _oauth_operation(
         operation_id="introspectToken",
         summary="Introspect an access token (RFC 7662)",
         description="Any enabled registered client may ask.",
@@ -455,7 +454,7 @@ PATHS: JsonObject = {
         ),
         bad_request_codes=("invalid_request",),
     ),
-    "/oauth2/revoke": _oauth_operation(
+    routes.REVOCATION.path: _oauth_operation(
         operation_id="revokeToken",
         summary="Revoke an access token (RFC 7009)",
         description="A client may revoke only its own tokens; another client's token, an "
@@ -470,9 +469,9 @@ PATHS: JsonObject = {
         ),
         bad_request_codes=("invalid_request",),
     ),
-    "/.well-known/jwks.json": _jwks_operation("getJwks", "The public signing keys"),
-    "/oauth2/jwks": _jwks_operation("getJwksAlias", "The public signing keys (alias)"),
-    "/.well-known/oauth-authorization-server": {
+    routes.JWKS.path: _jwks_operation("getJwks", "The public signing keys"),
+    routes.JWKS_ALIAS.path: _jwks_operation("getJwksAlias", "The public signing keys (alias)"),
+    routes.METADATA.path: {
         "get": {
             "operationId": "getServerMetadata",
             "tags": ["discovery"],
@@ -484,12 +483,12 @@ PATHS: JsonObject = {
             },
         }
     },
-    "/healthz": _probe(
+    routes.LIVENESS.path: _probe(
         "getLiveness",
         "Liveness: the process answers",
         {"200": _json_response("Alive.", _ref("schemas", "Liveness"), NO_STORE, PRAGMA)},
     ),
-    "/readyz": _probe(
+    routes.READINESS.path: _probe(
         "getReadiness",
         "Readiness: the database answers and a signing key is loaded",
         {
@@ -497,7 +496,7 @@ PATHS: JsonObject = {
             "503": _json_response("Not ready.", _ref("schemas", "NotReady"), NO_STORE, PRAGMA),
         },
     ),
-    "/metrics": _probe(
+    routes.METRICS.path: _probe(
         "getMetrics",
         "Prometheus metrics",
         {
@@ -508,7 +507,7 @@ PATHS: JsonObject = {
             }
         },
     ),
-    "/openapi.json": {
+    routes.OPENAPI.path: {
         "get": {
             "operationId": "getOpenApi",
             "tags": ["discovery"],
@@ -548,7 +547,6 @@ DOCUMENT: JsonObject = {
 _BODY = json.dumps(DOCUMENT, separators=(",", ":")).encode()
 
 
-@blueprint.route("/openapi.json", methods=["GET"])
 def openapi() -> Response:
     response = Response(_BODY, mimetype=JSON)
     response.headers["Cache-Control"] = CACHE_AN_HOUR

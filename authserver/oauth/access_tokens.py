@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ class AccessToken:
 
     claims: dict[str, Any]
     revoked: bool = False
+    #: Seconds since the epoch; the server's clock, injected so tests need not wait.
+    clock: Callable[[], float] = field(default=time.time, compare=False)
 
     @property
     def jti(self) -> str:
@@ -37,7 +40,7 @@ class AccessToken:
         return datetime.fromtimestamp(self.claims["exp"], UTC)
 
     def is_expired(self) -> bool:
-        return self.expires_at <= datetime.now(UTC)
+        return self.claims["exp"] <= self.clock()
 
     def is_revoked(self) -> bool:
         return self.revoked

@@ -13,12 +13,13 @@ and its CPU a weapon); a failure is counted, and answered 429 if the id was lock
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from authserver.oauth.backend import Backend
-from authserver.oauth.clients import OAuthClient
+from authserver.oauth.clients import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, OAuthClient
 from authserver.oauth.errors import (
     InvalidClientError,
     TemporarilyUnavailableError,
@@ -31,10 +32,14 @@ from authserver.security.secrets import MAX_CLIENT_ID_LENGTH, VerifierBusyError
 BUSY_RETRY_AFTER_SECONDS = 1
 
 
-def authenticate_client(request: OAuthFormRequest, backend: Backend) -> OAuthClient:
+def authenticate_client(
+    request: OAuthFormRequest, backend: Backend, methods: Collection[str]
+) -> OAuthClient:
+    """The client the request authenticates, by the one method it uses, if ``methods`` has it."""
     source = request.source
     form = request.payload.data
     if source.authorization_scheme is not None:
+        _require_method(CLIENT_SECRET_BASIC, methods)
         return _authenticate_basic(request, backend)
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if not client_id or not secret:
@@ -43,7 +48,16 @@ def authenticate_client(request: OAuthFormRequest, backend: Backend) -> OAuthCli
             "or client_id and client_secret in the body (client_secret_post).",
             challenge=True,
         )
-    return _verified(request, backend, client_id, secret, "client_secret_post", challenge=False)
+    _require_method(CLIENT_SECRET_POST, methods)
+    return _verified(request, backend, client_id, secret, CLIENT_SECRET_POST, challenge=False)
+
+
+def _require_method(method: str, methods: Collection[str]) -> None:
+    if method not in methods:
+        raise InvalidClientError(
+            f"This endpoint does not accept {method} client authentication.",
+            challenge=method == CLIENT_SECRET_BASIC,
+        )
 
 
 def _authenticate_basic(request: OAuthFormRequest, backend: Backend) -> OAuthClient:
@@ -65,7 +79,7 @@ def _authenticate_basic(request: OAuthFormRequest, backend: Backend) -> OAuthCli
         )
     if "client_id" in form and form["client_id"] != client_id:
         raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
-    return _verified(request, backend, client_id, secret, "client_secret_basic", challenge=True)
+    return _verified(request, backend, client_id, secret, CLIENT_SECRET_BASIC, challenge=True)
 
 
 def _verified(

@@ -6,15 +6,17 @@ from dataclasses import dataclass, replace
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from authserver.services.clients import Registration
-
 GRANT_TYPE = "client_credentials"
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 (a method name, not a secret)
+CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 (a method name, not a secret)
+#: RFC 6749 §2.3.1, accepted at every endpoint (the grant's and the endpoints' lists, and
+#: the metadata's ``*_auth_methods_supported``).
+AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
 
 
 @dataclass(frozen=True)
 class OAuthClient(ClientMixin):  # type: ignore[misc]
-    """An authenticated client, detached from the database session.
+    """An authenticated client, as the backend found it (detached from any storage).
 
     ``granted_audience`` is filled in by the grant once the request's ``resource``/``audience``
     has been checked, because Authlib's token generator only receives the client.
@@ -25,15 +27,6 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
     audiences: tuple[str, ...]
     token_ttl: int | None
     granted_audience: str | list[str] | None = None
-
-    @classmethod
-    def from_registration(cls, registration: Registration) -> OAuthClient:
-        return cls(
-            client_id=registration.client_id,
-            scopes=registration.scopes,
-            audiences=registration.audiences,
-            token_ttl=registration.token_ttl,
-        )
 
     def with_audience(self, audience: str | list[str]) -> OAuthClient:
         return replace(self, granted_audience=audience)

@@ -31,7 +31,7 @@ class _TokenParameterMixin:
         token = read_access_token(token_string, backend.published_keys(), server.issuer)
         if token is None:
             return None
-        return replace(token, revoked=backend.is_revoked(token.jti))
+        return replace(token, revoked=backend.is_revoked(token.jti), clock=server.clock)
 
 
 class IntrospectionEndpoint(_TokenParameterMixin, _IntrospectionEndpoint):  # type: ignore[misc]

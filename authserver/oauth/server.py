@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
@@ -44,9 +46,11 @@ class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
         *,
         issuer: str,
         default_audience: str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.backend = backend
+        self.clock = clock
         self.issuer = issuer
         self.default_audience = default_audience
         self.register_grant(ClientCredentialsGrant)
@@ -79,7 +83,14 @@ class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
     def authenticate_client(
         self, request: OAuthFormRequest, methods: list[str], endpoint: str = "token"
     ) -> OAuthClient:
-        return authenticate_client(request, self.backend)
+        """Authlib's seam for client authentication: ``methods`` are those the grant or
+        endpoint accepts (its ``TOKEN_ENDPOINT_AUTH_METHODS``/``CLIENT_AUTH_METHODS``).
+
+        Authlib's own implementation (``ClientAuthentication``) tries each method in turn
+        and compares plaintext secrets; ours picks the one method the request uses, refuses
+        it if ``methods`` lacks it, and counts failures (see ``client_auth``).
+        """
+        return authenticate_client(request, self.backend, methods)
 
     def handle_response(
         self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]

@@ -34,17 +34,19 @@ class AccessTokenGenerator(BearerTokenGenerator):  # type: ignore[misc]
         issuer: str,
         signing_key: Callable[[], SigningKey | None],
         default_ttl: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(self._access_token, expires_generator=self._expires_in)
         self.issuer = issuer
         self._signing_key = signing_key
         self._default_ttl = default_ttl
+        self._clock = clock
 
     def _access_token(self, client: OAuthClient, grant_type: str, user: object, scope: str) -> str:
         key = self._signing_key()
         if key is None:
             raise TemporarilyUnavailableError(description="No signing key is loaded yet.")
-        now = int(time.time())
+        now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             # RFC 9068 §2.2: without a resource owner, sub identifies the client.

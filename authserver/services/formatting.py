@@ -1,8 +1,11 @@
-"""How times appear in CLI and HTTP output."""
+"""How clients and times appear in CLI and HTTP output."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from authserver.models import Client
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -23,3 +26,17 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def client_view(client: Client) -> dict[str, Any]:
+    """The public client object of the contract: never a secret or a hash."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "scope": client.scope,
+        "audiences": list(client.audiences),
+        "token_ttl": client.token_ttl,
+        "enabled": client.enabled,
+        "created_at": iso_utc(client.created_at),
+        "last_used_at": iso_utc(client.last_used_at),
+    }

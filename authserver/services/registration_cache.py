@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from authserver.security.secrets import MAX_CLIENT_ID_LENGTH
-from authserver.services.clients import Registration
+from authserver.services.registrations import Registration
 
 MAX_AGE_SECONDS = 1.0
 MAX_ENTRIES = 10_000

@@ -1,0 +1,82 @@
+"""The database settings every process of the server shares: where SQLite's file lives (and
+that it is private), how connections are pooled, and SQLite's per-connection pragmas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+from authserver.errors import ConfigError
+from authserver.security import owner_only
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+#: What SQLite keeps beside the database file while it works (WAL, shared memory, rollback).
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def flask_sqlalchemy_config(database_url: str) -> dict[str, object]:
+    """The Flask-SQLAlchemy settings for ``database_url``."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_uri(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+    }
+
+
+def database_uri(database_url: str) -> str:
+    """Anchor a relative SQLite path at the current directory, as the contract says.
+
+    Flask-SQLAlchemy would otherwise put it under the app's instance folder inside the
+    package. The file is made ready here, so that a fresh checkout works without set-up.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return database_url
+    path = Path(url.database).absolute()
+    _prepare_sqlite_file(path)
+    return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (its folder 0700), or take others' access off it.
+
+    It holds the client secrets' hashes. SQLite itself would create it 0644, but it gives
+    the ``-wal``, ``-shm`` and ``-journal`` files it creates the database file's own mode,
+    so a private database file is enough for them; ones left by an earlier run are
+    tightened too.
+    """
+    try:
+        owner_only.create_folder(path.parent)
+        created = owner_only.create_file(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"AUTHSERVER_DATABASE_URL: cannot create {path}: {exc.strerror}"
+        ) from None
+    if created:
+        return
+    for file in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
+        owner_only.tighten(file, "the database file")
+
+
+def _engine_options(database_url: str) -> dict[str, object]:
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return {}
+    # Reconnect transparently after the database restarts instead of failing one request.
+    return {"pool_pre_ping": True}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
+    """Per-connection SQLite settings for a server with several worker processes.
+
+    Foreign keys are enforced only when asked; WAL lets readers (every token request) go on
+    while the CLI or a worker writes; the busy timeout makes a writer wait for the lock
+    instead of failing at once with "database is locked".
+    """
+    if type(dbapi_connection).__module__ == "sqlite3":
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

@@ -1,0 +1,71 @@
+"""The long-lived objects of one app (one per worker), wired together in one place.
+
+Everything below this module takes what it needs as arguments; this is where the settings
+become a key ring, a failure limiter, a backend and Authlib's server, and where the HTTP
+layer and the maintenance thread find them (``app.extensions``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from authserver.config import SHARED_COUNTERS_ENV, Settings
+from authserver.database_backend import DatabaseBackend
+from authserver.extensions import db
+from authserver.oauth.server import AuthorizationServer
+from authserver.oauth.tokens import AccessTokenGenerator
+from authserver.security.failure_limits import FailureLimiter
+from authserver.security.keyring import KeyRingLoader
+from authserver.security.keys import SigningKey
+from authserver.services.key_retention import RetentionCache
+from authserver.services.keys import key_store
+from authserver.services.usage import UsageRecorder
+
+EXTENSION_NAME = "authserver"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    keys: KeyRingLoader
+    retention: RetentionCache
+    usage: UsageRecorder
+    failure_limiter: FailureLimiter | None
+    oauth: AuthorizationServer
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        keys = KeyRingLoader(key_store(settings))
+        retention = RetentionCache(settings, db.session)
+        usage = UsageRecorder()
+
+        def signing_key() -> SigningKey | None:
+            return keys.current().signing_key(datetime.now(UTC))
+
+        generator = AccessTokenGenerator(settings.issuer, signing_key, settings.access_token_ttl)
+        limiter = None
+        if settings.ratelimit_enabled:
+            # serve's workers share one counter table (cli/serve.py); elsewhere: one per process.
+            limiter = FailureLimiter(
+                settings.ratelimit_storage_url, shared_file=os.environ.get(SHARED_COUNTERS_ENV)
+            )
+        backend = DatabaseBackend(keys, retention, usage, limiter)
+        oauth = AuthorizationServer(
+            backend,
+            generator,
+            issuer=settings.issuer,
+            default_audience=settings.default_audience,
+        )
+        return cls(settings, keys, retention, usage, limiter, oauth)
+
+    def attach(self, app: Flask) -> None:
+        app.extensions[EXTENSION_NAME] = self
+
+    @staticmethod
+    def of(app: Flask) -> Runtime:
+        runtime: Runtime = app.extensions[EXTENSION_NAME]
+        return runtime

@@ -1,0 +1,135 @@
+"""What a client registration may hold: each admin-supplied field checked and normalised.
+
+One place for the rules, so the CLI (and later a file or the admin API) refuse the same input
+with the same words; every failure is an :class:`~authserver.errors.InvalidClientData`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from authserver.config import MAX_ACCESS_TOKEN_TTL
+from authserver.errors import InvalidClientData
+from authserver.security import secrets
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7E]+")
+#: RFC 3986 §2 characters (reserved, unreserved, percent-encoded) less ``#``: RFC 8707 §2
+#: forbids a fragment in a resource indicator. No whitespace, control or non-ASCII character.
+_URI_CHARACTERS = re.compile(r"(?:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+#: RFC 8141 §2: ``urn:`` NID ``:`` NSS, the NID 2 to 32 letters, digits or inner hyphens.
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:.+", re.IGNORECASE)
+AUDIENCE_SCHEMES = ("https", "http", "urn")
+MAX_NAME_LENGTH = 200
+#: An admin-chosen secret can be guessed, unlike a generated one: this is its floor.
+MIN_CHOSEN_SECRET_LENGTH = 16
+MAX_CHOSEN_SECRET_LENGTH = 512
+#: The longest an old secret may keep working after a rotation (a week).
+MAX_GRACE = 604_800
+#: The longest a secret may be given to live with ``expires_in`` (ten years).
+MAX_SECRET_LIFETIME = 315_360_000
+
+
+def normalize_scope(scope: str) -> str:
+    """Validate a space-separated scope list and return it de-duplicated, order kept."""
+    tokens = scope.split()
+    if not tokens:
+        raise InvalidClientData("scope must name at least one scope")
+    for token in tokens:
+        if not _SCOPE_TOKEN.fullmatch(token):
+            raise InvalidClientData(f"scope {token!r} has characters RFC 6749 section 3.3 forbids")
+    return " ".join(dict.fromkeys(tokens))
+
+
+def normalize_audiences(audiences: list[str] | tuple[str, ...]) -> list[str]:
+    """Audiences are RFC 8707 resource indicators: absolute URIs without a fragment.
+
+    Only ``https``, ``http`` (with a host) and ``urn`` are accepted: they end up in every
+    token's ``aud`` and in resource servers' configuration, where ``javascript:`` or a URI
+    with a trailing newline has no business. Python's ``urlsplit`` silently drops tabs and
+    newlines, so the characters are checked on the raw string first.
+    """
+    for audience in audiences:
+        if not _is_resource_indicator(audience):
+            raise InvalidClientData(
+                f"audience {audience!r} must be an absolute https, http or urn URI "
+                "without a fragment, whitespace or control characters"
+            )
+    return list(dict.fromkeys(audiences))
+
+
+def _is_resource_indicator(audience: str) -> bool:
+    if not _URI_CHARACTERS.fullmatch(audience):
+        return False
+    scheme = audience.partition(":")[0].lower()
+    if scheme == "urn":
+        return _URN.fullmatch(audience) is not None
+    if scheme not in AUDIENCE_SCHEMES:
+        return False
+    try:
+        parts = urlsplit(audience)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
+def normalize_name(name: str) -> str:
+    """1 to 200 printable characters, surrounding spaces dropped.
+
+    Names are shown in terminals and logs: a newline would forge a row of ``clients list``,
+    an escape sequence would drive the admin's terminal, a bidi override would disguise the
+    name. ``str.isprintable`` refuses every Unicode control, format and separator character
+    except the ASCII space.
+    """
+    stripped = name.strip(" ")
+    if not name.isprintable() or not 1 <= len(stripped) <= MAX_NAME_LENGTH:
+        raise InvalidClientData(
+            f"name must be 1 to {MAX_NAME_LENGTH} printable characters "
+            "(no newline, tab, escape or other control character)"
+        )
+    return stripped
+
+
+def in_range(value: int, what: str, low: int, high: int) -> int:
+    """``value`` if ``low <= value <= high``; the CLI checks the same bounds as a usage error.
+
+    Larger numbers overflow date arithmetic (a ``timedelta`` beyond year 9999) and would
+    break key retention, the JWKS and introspection for everyone, not just this client.
+    """
+    if not low <= value <= high:
+        raise InvalidClientData(f"{what} must be {low} to {high} seconds, got {value}")
+    return value
+
+
+def checked_token_ttl(token_ttl: int | None) -> int | None:
+    if token_ttl is None:
+        return None
+    return in_range(token_ttl, "token_ttl", 1, MAX_ACCESS_TOKEN_TTL)
+
+
+def hash_chosen_secret(secret: str) -> str:
+    """Hash an admin-chosen secret after checking it is long enough to resist guessing."""
+    if len(secret) < MIN_CHOSEN_SECRET_LENGTH:
+        raise InvalidClientData(
+            f"the secret must be at least {MIN_CHOSEN_SECRET_LENGTH} characters long "
+            f"(it has {len(secret)}); choose a longer one or let authserver generate one"
+        )
+    if not _PRINTABLE_ASCII.fullmatch(secret) or len(secret) > MAX_CHOSEN_SECRET_LENGTH:
+        raise InvalidClientData(
+            f"the secret must be {MIN_CHOSEN_SECRET_LENGTH} to {MAX_CHOSEN_SECRET_LENGTH} "
+            "printable ASCII characters (no tab, newline or non-ASCII character)"
+        )
+    return secrets.hash_chosen_secret(secret)
+
+
+def capped_token_ttl(token_ttl: int | None) -> int | None:
+    """A stored lifetime, capped at ``MAX_ACCESS_TOKEN_TTL``.
+
+    Versions before the bound stored any number; migration 0003 clamps those rows, but a
+    server may read them before ``authserver db upgrade`` runs, and one such row must not
+    overflow key retention (JWKS, introspection, ``keys list``) nor mint a near-eternal token.
+    """
+    return None if token_ttl is None else min(token_ttl, MAX_ACCESS_TOKEN_TTL)
