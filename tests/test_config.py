@@ -313,3 +313,16 @@ def test_keys_encrypted_under_the_file_passphrase_open_with_the_same_passphrase(
     assert [key["kid"] for key in listed] == [rotated["kid"]]
     wrong_env = {**env, "AUTHSERVER_KEY_PASSPHRASE": f"{PASSPHRASE}\n"}
     assert run_authserver(wrong_env, "keys", "list", "--json").returncode == 1
+
+
+def test_settings_built_directly_take_their_audience_from_their_issuer() -> None:
+    """Each default is written once (the field), and the audience follows the issuer."""
+    assert Settings(issuer="https://auth.example.test").default_audience == (
+        "https://auth.example.test"
+    )
+    assert Settings.from_env({}) == Settings()
+
+
+def test_settings_built_directly_are_checked_like_the_environment() -> None:
+    with pytest.raises(ConfigError, match="AUTHSERVER_KEY_PROPAGATION_DELAY"):
+        Settings(jwks_max_age=600, key_propagation_delay=300)
