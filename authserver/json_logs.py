@@ -13,7 +13,7 @@ def configure_json_logs(*names: str) -> None:
     frame, thread and process for every record (the logging HOWTO's "Optimization" switches;
     two lines per token request made these a few percent of its CPU).
     """
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

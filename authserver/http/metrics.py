@@ -87,7 +87,7 @@ class MetricsPage:
     def __call__(self) -> Response:
         if os.environ.get(PROMETHEUS_MULTIPROC_ENV):
             shared = CollectorRegistry()
-            multiprocess.MultiProcessCollector(shared)
+            multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
         else:
             shared = REGISTRY
         body = generate_latest(shared) + generate_latest(self._local)

@@ -40,7 +40,8 @@ class AccessToken:
         return datetime.fromtimestamp(self.claims["exp"], UTC)
 
     def is_expired(self) -> bool:
-        return self.claims["exp"] <= self.clock()
+        expires_at: int = self.claims["exp"]
+        return expires_at <= self.clock()
 
     def is_revoked(self) -> bool:
         return self.revoked

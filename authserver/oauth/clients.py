@@ -15,7 +15,7 @@ AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
 
 
 @dataclass(frozen=True)
-class OAuthClient(ClientMixin):  # type: ignore[misc]
+class OAuthClient(ClientMixin):
     """An authenticated client, as the backend found it (detached from any storage).
 
     ``granted_audience`` is filled in by the grant once the request's ``resource``/``audience``

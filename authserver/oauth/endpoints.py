@@ -34,7 +34,7 @@ class _TokenParameterMixin:
         return replace(token, revoked=backend.is_revoked(token.jti), clock=server.clock)
 
 
-class IntrospectionEndpoint(_TokenParameterMixin, _IntrospectionEndpoint):  # type: ignore[misc]
+class IntrospectionEndpoint(_TokenParameterMixin, _IntrospectionEndpoint):
     def check_permission(
         self, token: AccessToken, client: OAuthClient, request: OAuthFormRequest
     ) -> bool:
@@ -51,7 +51,7 @@ class IntrospectionEndpoint(_TokenParameterMixin, _IntrospectionEndpoint):  # ty
         return {"active": True, **payload, "token_type": "Bearer"}
 
 
-class RevocationEndpoint(_TokenParameterMixin, _RevocationEndpoint):  # type: ignore[misc]
+class RevocationEndpoint(_TokenParameterMixin, _RevocationEndpoint):
     def authenticate_token(
         self, request: OAuthFormRequest, client: OAuthClient
     ) -> AccessToken | None:

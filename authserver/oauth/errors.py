@@ -24,7 +24,7 @@ class InvalidClientError(rfc6749.InvalidClientError):
         self.challenge = challenge
 
     def get_headers(self) -> list[tuple[str, str]]:
-        headers = rfc6749.OAuth2Error.get_headers(self)
+        headers: list[tuple[str, str]] = rfc6749.OAuth2Error.get_headers(self)
         if self.challenge:
             headers.append(("WWW-Authenticate", f'Basic realm="{REALM}"'))
         return headers
@@ -42,7 +42,7 @@ class _RetryLaterError(rfc6749.OAuth2Error):
     retry_after: int | None = None
 
     def get_headers(self) -> list[tuple[str, str]]:
-        headers = rfc6749.OAuth2Error.get_headers(self)
+        headers: list[tuple[str, str]] = rfc6749.OAuth2Error.get_headers(self)
         if self.retry_after is not None:
             headers.append(("Retry-After", str(self.retry_after)))
         return headers

@@ -11,7 +11,7 @@ from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE, OAuthClient
 from authserver.oauth.errors import InvalidTargetError
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     GRANT_TYPE = GRANT_TYPE
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
 

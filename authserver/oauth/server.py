@@ -28,7 +28,7 @@ INTROSPECTION_ENDPOINT = IntrospectionEndpoint.ENDPOINT_NAME
 REVOCATION_ENDPOINT = RevocationEndpoint.ENDPOINT_NAME
 
 
-class UnsupportedGrantType(UnsupportedGrantTypeError):  # type: ignore[misc]
+class UnsupportedGrantType(UnsupportedGrantTypeError):
     """Authlib's version has no ``error_description`` in the body and echoes client input."""
 
     def __init__(self) -> None:
@@ -36,7 +36,7 @@ class UnsupportedGrantType(UnsupportedGrantTypeError):  # type: ignore[misc]
         self.description = f"Only grant_type={GRANT_TYPE} is supported."
 
 
-class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
+class AuthorizationServer(_AuthorizationServer):
     """Returns ``(status, body, headers)`` so the HTTP layer decides how to send it."""
 
     def __init__(
@@ -78,7 +78,8 @@ class AuthorizationServer(_AuthorizationServer):  # type: ignore[misc]
             raise InvalidRequestError(description="The grant_type parameter is missing.")
         if grant_type != GRANT_TYPE:
             raise UnsupportedGrantType()
-        return super().get_token_grant(request)
+        grant: ClientCredentialsGrant = super().get_token_grant(request)
+        return grant
 
     def authenticate_client(
         self, request: OAuthFormRequest, methods: list[str], endpoint: str = "token"

@@ -21,7 +21,7 @@ from authserver.security.keys import SigningKey
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
 
-class AccessTokenGenerator(BearerTokenGenerator):  # type: ignore[misc]
+class AccessTokenGenerator(BearerTokenGenerator):
     """Issues RFC 9068 access tokens signed by the key active at that moment.
 
     Authlib's ``JWTBearerTokenGenerator`` is not used because it signs through a randomly
