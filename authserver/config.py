@@ -99,10 +99,15 @@ class Settings:
 
 
 def _database_url(name: str, raw: str) -> str:
-    # SQLAlchemy is imported only here: the constants of this module are read by parts (the
-    # OAuth layer, the key store) that must not load it.
+    """A URL SQLAlchemy can open: its form, its dialect and its driver's module are checked.
+
+    The driver is imported here so that a missing one (``psycopg`` without the ``postgres``
+    extra) is one line naming the variable, not a traceback at the first query. SQLAlchemy
+    itself is imported only here: this module's constants are read by parts (the OAuth
+    layer, the key store) that must not load it.
+    """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
         url = make_url(raw)
@@ -110,6 +115,19 @@ def _database_url(name: str, raw: str) -> str:
         raise ConfigError(f"{name} is not a database URL (e.g. {DEFAULT_DATABASE_URL})") from None
     if not url.drivername:
         raise ConfigError(f"{name} has no database driver")
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ConfigError(f"{name} names an unknown database: {url.drivername}") from None
+    except ImportError as exc:
+        hint = (
+            " (pip install 'authserver[server,postgres]')"
+            if url.get_backend_name() == "postgresql"
+            else ""
+        )
+        raise ConfigError(
+            f"{name}: the driver for {url.drivername} is not installed: {exc.name}{hint}"
+        ) from None
     return raw
 
 
@@ -164,19 +182,16 @@ def _issuer(name: str, raw: str) -> str:
     return _url(name, raw).rstrip("/")
 
 
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {value}")
-    return value
+def _at_most(maximum: int, unit: str = "seconds") -> Callable[[str, str], int]:
+    """A whole number of ``unit`` from 1 to ``maximum``."""
 
-
-def _at_most(maximum: int) -> Callable[[str, str], int]:
     def parse(name: str, raw: str) -> int:
-        value = _positive_int(name, raw)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number of {unit}, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{name} must be greater than 0, got {value}")
         if value > maximum:
             raise ConfigError(f"{name} must be at most {maximum}, got {value}")
         return value
@@ -230,7 +245,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     ),
     "AUTHSERVER_SIGNING_ALG": ("signing_alg", _one_of(*SUPPORTED_ALGS)),
     "AUTHSERVER_RSA_BITS": ("rsa_bits", _rsa_bits),
-    "AUTHSERVER_KEY_ROTATION_DAYS": ("key_rotation_days", _at_most(MAX_KEY_ROTATION_DAYS)),
+    "AUTHSERVER_KEY_ROTATION_DAYS": ("key_rotation_days", _at_most(MAX_KEY_ROTATION_DAYS, "days")),
     "AUTHSERVER_TRUSTED_PROXIES": ("trusted_proxies", _non_negative_int),
     "AUTHSERVER_RATELIMIT": ("ratelimit_enabled", _on_off),
     "AUTHSERVER_RATELIMIT_STORAGE_URL": ("ratelimit_storage_url", _text),

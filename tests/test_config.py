@@ -326,3 +326,21 @@ def test_settings_built_directly_take_their_audience_from_their_issuer() -> None
 def test_settings_built_directly_are_checked_like_the_environment() -> None:
     with pytest.raises(ConfigError, match="AUTHSERVER_KEY_PROPAGATION_DELAY"):
         Settings(jwks_max_age=600, key_propagation_delay=300)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("foo://db.example.test/auth", "unknown database: foo"),
+        ("mysql+pymysql://u@db.example.test/auth", "not installed: pymysql"),
+    ],
+)
+def test_database_url_whose_driver_cannot_load_is_one_line(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        Settings.from_env({"AUTHSERVER_DATABASE_URL": url})
+    assert str(raised.value).startswith("AUTHSERVER_DATABASE_URL")
+
+
+def test_rotation_days_error_speaks_of_days() -> None:
+    with pytest.raises(ConfigError, match="whole number of days"):
+        Settings.from_env({"AUTHSERVER_KEY_ROTATION_DAYS": "weekly"})
