@@ -36,7 +36,8 @@ ISSUER = "https://auth.example.test"
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server started for this test session from the machine's binaries."""
+    """A PostgreSQL server started for this test session from the machine's binaries, with
+    our helper rather than pytest-postgresql (tests/support/postgres.py says why)."""
     with running_postgres() as server:
         yield server
 
