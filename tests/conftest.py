@@ -1,5 +1,9 @@
-"""Shared fixtures: real databases (a SQLite file and a throw-away PostgreSQL), real keys on
-disk, and the app served over real HTTP on a loopback port."""
+"""Shared fixtures: real databases (a SQLite file and a throw-away PostgreSQL), a real Redis,
+real keys on disk, and the app served over real HTTP on a loopback port.
+
+Under pytest-xdist every worker is its own pytest session, so each session-scoped server here
+is started once per worker that needs it, on a port of its own.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from flask import Flask
+from pytest_redis.config import get_config as redis_config
+from pytest_redis.executor import RedisExecutor
 
 from authserver.app import create_app
 from authserver.config import Settings
@@ -21,6 +28,7 @@ from authserver.schema import upgrade_schema
 from authserver.security.keys import KeyStore
 from authserver.services import registry
 from authserver.services.formatting import client_view
+from tests.support import redis as redis_support
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.wsgi import serving
 
@@ -29,9 +37,49 @@ ISSUER = "https://auth.example.test"
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server started for this test session from the machine's binaries."""
+    """A PostgreSQL server started for this test session from the machine's binaries, with
+    our helper rather than pytest-postgresql (tests/support/postgres.py says why)."""
     with running_postgres() as server:
         yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point pytest-redis at the ``redis-server`` of the test extra, not at the machine's.
+
+    The same binary then runs everywhere, and a machine without Redis installed still runs
+    the Redis tests. ``--redis-exec`` (pytest-redis's own option) still chooses another.
+    """
+    if not config.getoption("redis_exec"):
+        bundled = redis_support.bundled_redis_server()
+        if bundled is not None:
+            config.option.redis_exec = bundled
+
+
+@pytest.fixture(scope="session")
+def redis_server(request: pytest.FixtureRequest) -> RedisExecutor:
+    """A Redis server for this session: pytest-redis's ``redis_proc``.
+
+    pytest-redis starts it on a free port in a temp dir, keeps the ports of xdist workers
+    apart through port files next to their temp dirs, waits until it accepts connections,
+    and stops it at the session's end. Without a binary the tests that need one fail (they
+    never skip, in CI or not): see ``tests.support.redis.missing_binary_message``.
+    """
+    problem = redis_support.missing_binary_message(redis_config(request).exec)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    server: RedisExecutor = request.getfixturevalue("redis_proc")
+    return server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisExecutor) -> str:
+    """The session's Redis, emptied first: no test sees another's counters (nor the address
+    another blocked)."""
+    with redis.Redis(
+        host=redis_server.host, port=redis_server.port, socket_timeout=5, socket_connect_timeout=5
+    ) as client:
+        client.flushall()
+    return redis_support.url(redis_server)
 
 
 @pytest.fixture

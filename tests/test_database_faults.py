@@ -17,7 +17,8 @@ GRANT = {"grant_type": "client_credentials"}
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
-    """Not the shared session server: this one is stopped and restarted by the test."""
+    """Not the shared session server: this one is stopped and restarted by the test (with
+    ``pause``/``resume``, which keep its port and data: one reason the helper is ours)."""
     with running_postgres() as server:
         yield server
 

