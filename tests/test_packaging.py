@@ -8,7 +8,7 @@ checkout, used from another folder.
   real server and verify it) with none of the server's stack installed, and the
   ``authserver`` command says in one line how to install the server.
 
-The wheel is built once per module from a copy of the working tree: building in the checkout
+The wheel is built once per run from a copy of the working tree: building in the checkout
 would reuse setuptools' ``build/`` folder, which keeps files deleted from the source (an old
 migration could ship) and is shared with whoever else builds there.
 """
@@ -25,11 +25,13 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from filelock import FileLock
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -125,11 +127,34 @@ def setup_cfg_version() -> str:
     return config["metadata"]["version"]
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("source")
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder of this run that all its xdist workers share (pytest-xdist's recipe for
+    making something once per run): the wheel and the virtualenvs are made there once,
+    not once per worker, which on a two-core machine would double the slowest part."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def made_once(run_dir: Path, name: str, make: Callable[[Path], None]) -> Path:
+    """``run_dir / name``, made by ``make`` in whichever worker asks first while the others
+    wait; a folder left half made by a failed attempt is made again."""
+    target = run_dir / name
+    with FileLock(run_dir / f"{name}.lock", timeout=2 * PIP_TIMEOUT_SECONDS):
+        done = run_dir / f"{name}.done"
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            make(target)
+            done.touch()
+    return target
+
+
+def build_wheel(out: Path) -> None:
+    source = out.parent / f"{out.name}-source"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
     copy_working_tree(source)
-    out = tmp_path_factory.mktemp("wheel")
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
     built = run(
         [*pip_wheel, "--disable-pip-version-check", "-w", out, source],
@@ -137,36 +162,43 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=PIP_TIMEOUT_SECONDS,
     )
     assert built.returncode == 0, built.stderr
-    (path,) = out.glob("authserver-*.whl")
+
+
+def installer(requirement: str) -> Callable[[Path], None]:
+    """Makes a fresh virtualenv holding ``requirement`` and its dependencies only (not even
+    pip: the test interpreter's pip installs into it)."""
+
+    def install(directory: Path) -> None:
+        created = run([sys.executable, "-m", "venv", "--without-pip", directory], cwd=directory)
+        assert created.returncode == 0, created.stderr
+        python = directory / "bin" / "python"
+        pip_install = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
+        installed = run(
+            [*pip_install, "--disable-pip-version-check", requirement],
+            cwd=directory,
+            timeout=PIP_TIMEOUT_SECONDS,
+        )
+        assert installed.returncode == 0, installed.stderr
+
+    return install
+
+
+@pytest.fixture(scope="session")
+def wheel(run_dir: Path) -> Path:
+    (path,) = made_once(run_dir, "wheel", build_wheel).glob("authserver-*.whl")
     return path
 
 
-def install(directory: Path, requirement: str) -> Path:
-    """A fresh virtualenv at ``directory`` holding ``requirement`` and its dependencies only
-    (not even pip: the test interpreter's pip installs into it); its ``bin`` folder."""
-    created = run([sys.executable, "-m", "venv", "--without-pip", directory], cwd=directory.parent)
-    assert created.returncode == 0, created.stderr
-    python = directory / "bin" / "python"
-    pip_install = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
-    installed = run(
-        [*pip_install, "--disable-pip-version-check", requirement],
-        cwd=directory.parent,
-        timeout=PIP_TIMEOUT_SECONDS,
-    )
-    assert installed.returncode == 0, installed.stderr
-    return directory / "bin"
-
-
-@pytest.fixture(scope="module")
-def server_bin(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def server_bin(wheel: Path, run_dir: Path) -> Path:
     """The ``bin`` of a virtualenv with ``authserver[server,postgres]`` from the wheel."""
-    return install(tmp_path_factory.mktemp("venvs") / "server", f"{wheel}[server,postgres]")
+    return made_once(run_dir, "server-venv", installer(f"{wheel}[server,postgres]")) / "bin"
 
 
-@pytest.fixture(scope="module")
-def bare_bin(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def bare_bin(wheel: Path, run_dir: Path) -> Path:
     """The ``bin`` of a virtualenv with the bare wheel: the helpers only."""
-    return install(tmp_path_factory.mktemp("venvs") / "bare", str(wheel))
+    return made_once(run_dir, "bare-venv", installer(str(wheel))) / "bin"
 
 
 @pytest.fixture
