@@ -1,4 +1,10 @@
-"""Applying the Alembic migrations in ``migrations/`` to the app's database."""
+"""Applying the Alembic migrations to the app's database.
+
+The migrations live in the checkout's top-level ``migrations/``; ``authserver/migrations`` is a
+relative link to it, and a built wheel carries the files themselves under that name (see
+``[options.package_data]`` in setup.cfg). So the folder beside this module is the right one in
+a checkout, an editable install and a wheel install alike, whatever the current directory.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from pathlib import Path
 
 from flask import Flask
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: Resolved, so that in a checkout Alembic and its messages name the canonical ``migrations/``
+#: rather than the link.
+MIGRATIONS_DIR = (Path(__file__).parent / "migrations").resolve()
 
 
 def upgrade_schema(app: Flask) -> None:
