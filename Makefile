@@ -19,10 +19,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy authserver
 
 reliability: $(VENV)/.installed-test
-	$(BIN)/python -m tests.reliability_report
+	$(BIN)/python -m deploy.reliability
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m deploy.bench
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -21,6 +21,10 @@ else:
     except ImportError:  # requests is optional: only BearerAuth needs it.
         _RequestsAuthBase = object
         _HAVE_REQUESTS = False
+
+
+#: The source kind an httpx client's auth flow needs.
+_Source = TypeVar("_Source", ClientCredentials, AsyncClientCredentials)
 
 
 def _bearer(token: str) -> str:
@@ -45,38 +49,53 @@ class HTTPXBearerAuth(httpx.Auth):
         return f"HTTPXBearerAuth({self.source!r})"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        source = self.source
-        if not isinstance(source, ClientCredentials):
-            raise TypeError(
-                f"HTTPXBearerAuth with httpx.Client needs a ClientCredentials, "
-                f"not {type(source).__name__}"
-            )
+        source = self._source_as(ClientCredentials, "httpx.Client", "a ClientCredentials")
         request.read()
         token = source.token()
-        request.headers["Authorization"] = _bearer(token)
-        response = yield request
-        if response.status_code == 401:
-            source.invalidate(token)
-            request.headers["Authorization"] = _bearer(source.token())
-            yield request
+        response = yield _authorized(request, token)
+        if _rejected(response, source, token):
+            yield _authorized(request, source.token())
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        source = self.source
-        if not isinstance(source, AsyncClientCredentials):
-            raise TypeError(
-                f"HTTPXBearerAuth with httpx.AsyncClient needs an AsyncClientCredentials, "
-                f"not {type(source).__name__}"
-            )
+        source = self._source_as(
+            AsyncClientCredentials, "httpx.AsyncClient", "an AsyncClientCredentials"
+        )
         await request.aread()
         token = await source.token()
-        request.headers["Authorization"] = _bearer(token)
-        response = yield request
-        if response.status_code == 401:
-            source.invalidate(token)
-            request.headers["Authorization"] = _bearer(await source.token())
-            yield request
+        response = yield _authorized(request, token)
+        if _rejected(response, source, token):
+            yield _authorized(request, await source.token())
+
+    def _source_as(self, kind: type[_Source], client: str, needed: str) -> _Source:
+        """The source, if it is the kind the calling httpx client can use: a sync source
+        would block an ``AsyncClient``'s event loop, an async one cannot be awaited in a
+        ``Client``. Checked here: httpx picks the flow by its client, which the auth object
+        does not know when it is made."""
+        source = self.source
+        if not isinstance(source, kind):
+            raise TypeError(
+                f"HTTPXBearerAuth with {client} needs {needed}, not {type(source).__name__}"
+            )
+        return source
+
+
+def _authorized(request: httpx.Request, token: str) -> httpx.Request:
+    request.headers["Authorization"] = _bearer(token)
+    return request
+
+
+def _rejected(
+    response: httpx.Response, source: ClientCredentials | AsyncClientCredentials, token: str
+) -> bool:
+    """Whether the API refused ``token`` with a 401 (revoked, signed by a key it no longer
+    trusts, or expired early); it is then dropped from the cache so that the one retry
+    carries a fresh token."""
+    if response.status_code != 401:
+        return False
+    source.invalidate(token)
+    return True
 
 
 #: ``_body_position`` for a body that cannot be sent a second time (a generator).

@@ -4,7 +4,7 @@ Why: issue 6 sets its performance targets as ratios (token vs ``/healthz``, JWKS
 introspection vs token, token vs the machine's RS256 signing rate, token vs node-oidc-provider),
 because these machines are shared and noisy and only figures from the same run compare.
 
-How: ``make bench`` (``python -m tests.bench``)
+How: ``make bench`` (``python -m deploy.bench``)
 
 1. installs Debian's ``wrk`` with ``apt-get`` when it is missing;
 2. makes a fresh SQLite database (``authserver db upgrade``) and keys folder in a temp dir,
@@ -62,13 +62,12 @@ from tests.support.cli import AUTHSERVER, ok, ok_json, run_authserver, sqlite_en
 from tests.support.postgres import free_port
 from tests.support.server import Server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "performance.md"
 CHART = ROOT / "docs" / "performance.png"
-LUA_DIR = Path(__file__).resolve().parent / "bench_lua"
 PEERS_DIR = ROOT.parent / "shared" / "peers"
 TOKEN_LUA = PEERS_DIR / "common" / "token.lua"
-INTROSPECT_LUA = LUA_DIR / "introspect.lua"
+INTROSPECT_LUA = Path(__file__).resolve().parent / "introspect.lua"
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -797,7 +796,7 @@ def write_report(
     lines = [
         "# Performance",
         "",
-        "Written by `make bench` (`python -m tests.bench`). The figures come from ONE run on a",
+        "Written by `make bench` (`python -m deploy.bench`). The figures come from ONE run on a",
         "shared, noisy machine with the load generator on the same box: compare them only as",
         "ratios within the run, never with figures from another run or another machine.",
         "",
@@ -813,7 +812,7 @@ def write_report(
         "",
         "POST /oauth2/token uses `../shared/peers/common/token.lua`"
         " (`grant_type=client_credentials&scope=api`, Basic);",
-        "POST /oauth2/introspect uses `tests/bench_lua/introspect.lua` (one real token, Basic).",
+        "POST /oauth2/introspect uses `deploy/bench/introspect.lua` (one real token, Basic).",
         "",
         *table(results),
         "",

@@ -1,6 +1,6 @@
 """Reliability run: load, garbage input and a database outage against the real server.
 
-``make reliability`` (``python -m tests.reliability_report``) starts a throw-away PostgreSQL
+``make reliability`` (``python -m deploy.reliability``) starts a throw-away PostgreSQL
 and ``authserver serve`` with two workers on loopback, then, within a bounded time:
 
 1. holds a token load from several threads and counts every answer;
@@ -8,7 +8,7 @@ and ``authserver serve`` with two workers on loopback, then, within a bounded ti
 3. sends random bytes and random form fields to every OAuth endpoint;
 4. scans everything the server logged for secrets, tokens and private keys;
 5. repeats each attack of issue 12 (Hardening II) against a second server, the CLI and the
-   client helpers (``tests/hostile_report.py``);
+   client helpers (``deploy/reliability/hostile.py``);
 
 and writes what was tried and what held to ``docs/reliability.md``.
 """
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import requests
 
-from tests import hostile_report
+from deploy.reliability import hostile
 from tests.support.cli import base_env, run_authserver
 from tests.support.postgres import PostgresServer
 from tests.support.server import Servers
 
-REPORT = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+REPORT = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 LOAD_THREADS = 4
 LOAD_SECONDS = 20
 OUTAGE_STARTS_AT = 6
@@ -146,7 +146,7 @@ def main() -> None:
             "access token": any(token in log for token in load.tokens[:200]),
             "private key": "PRIVATE KEY" in log,
         }
-        hostile = hostile_report.measure(postgres, workdir)
+        hostile_rows = hostile.measure(postgres, workdir)
         write_report(
             started_at,
             load,
@@ -156,7 +156,7 @@ def main() -> None:
             ready,
             workers_alive,
             leaks,
-            hostile,
+            hostile_rows,
         )
     finally:
         postgres.stop()
@@ -171,7 +171,7 @@ def write_report(
     ready: int,
     workers_alive: bool,
     leaks: dict[str, bool],
-    hostile: list[hostile_report.Row],
+    hostile_rows: list[hostile.Row],
 ) -> None:
     def statuses(tally: Tally) -> str:
         return ", ".join(f"{status}: {count}" for status, count in sorted(tally.statuses.items()))
@@ -205,7 +205,7 @@ def write_report(
         "SQLite under concurrent writers (tests/test_sqlite_concurrency.py) and the log "
         "leak checks (tests/test_audit.py).",
         "",
-        *hostile_report.render(hostile),
+        *hostile.render(hostile_rows),
     ]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines))

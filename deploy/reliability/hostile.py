@@ -4,7 +4,7 @@ The issue's ten findings were each reproduced by hand against a default ``authse
 this module repeats every attack, bounded in count and time and only over loopback, against
 the real server (PostgreSQL, two workers, limits on), the real console script and the real
 client helpers, and returns one :class:`Row` per finding with what happened in figures.
-``tests/reliability_report.py`` calls :func:`measure` and renders the rows.
+``python -m deploy.reliability`` (``__main__``) calls :func:`measure` and renders the rows.
 
 Rate-limited attacks each come from their own loopback address (127.0.0.x), so one row's
 failures never count against another's (the address limit is 50 failures a minute).
@@ -968,8 +968,8 @@ def render(rows: list[Row]) -> list[str]:
     lines = [
         "## Hostile clients (Hardening II)",
         "",
-        "Issue 12's ten findings, each attack repeated live in the same run (tests/"
-        "hostile_report.py): a second `serve` (2 workers, limits on) on the same PostgreSQL, "
+        "Issue 12's ten findings, each attack repeated live in the same run (deploy/"
+        "reliability/hostile.py): a second `serve` (2 workers, limits on) on the same PostgreSQL, "
         "one with limits off for the memory row, a SQLite instance on `::1` for row 9, the "
         "real CLI, and the client helpers against a misbehaving loopback server "
         "(tests/support/hostile.py). The issue's figures from before the fix are in brackets.",
@@ -988,7 +988,7 @@ def render(rows: list[Row]) -> list[str]:
 
 
 def main() -> None:
-    """``python -m tests.hostile_report``: the rows alone, printed, for a quick look."""
+    """``python -m deploy.reliability.hostile``: the rows alone, printed, for a quick look."""
     workdir = Path(tempfile.mkdtemp(prefix="authserver-hostile-"))
     postgres = PostgresServer.start()
     try:
