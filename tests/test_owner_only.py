@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from authserver.app import SQLITE_SIDE_FILES, create_app
+from authserver.app import create_app
 from authserver.config import Settings
+from authserver.database import SQLITE_SIDE_FILES
 from authserver.extensions import db
 from authserver.security.keys import KeyStore
 from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
