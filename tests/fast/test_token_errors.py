@@ -264,6 +264,20 @@ def test_a_resource_or_audience_not_registered_for_the_client_is_invalid_target(
     oauth_error(response, 400, "invalid_target")
 
 
+@pytest.mark.parametrize("audience", [API_A + "#part", "billing"], ids=["fragment", "no-scheme"])
+def test_a_resource_that_is_no_absolute_uri_without_fragment_is_invalid_target_even_if_registered(
+    server: AuthorizationServer, backend: MemoryBackend, audience: str
+) -> None:
+    """RFC 8707 §2: a resource is an absolute URI and MUST NOT include a fragment; a
+    registration that slipped one through does not make it acceptable."""
+    client = backend.register("cli_odd", "ascs_odd", audiences=(API_A, audience))
+
+    response = post_as(server, TOKEN_ENDPOINT, client, {**GRANT, "resource": audience})
+
+    oauth_error(response, 400, "invalid_target")
+    assert post_as(server, TOKEN_ENDPOINT, client, {**GRANT, "resource": API_A})[0] == 200
+
+
 def test_a_client_without_audiences_may_name_only_the_default_audience(
     server: AuthorizationServer, client: MemoryClient
 ) -> None:
