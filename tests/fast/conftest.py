@@ -6,7 +6,10 @@ tier); everything else is rebuilt per test, so tests share nothing but the keys.
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+import subprocess
+import time
+from typing import Any, NoReturn
 
 import jwt
 import pytest
@@ -28,6 +31,23 @@ OTHER_SECRET = "ascs_" + "o" * 43
 SCOPES = ("read", "write")
 API_A = "https://a.example.test/api"
 API_B = "https://b.example.test"
+
+
+@pytest.fixture(autouse=True)
+def _no_sleep_socket_or_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tier's rules, enforced rather than hoped for: a test that sleeps, connects, serves
+    or starts a process belongs to the slow tier, and fails here saying so."""
+
+    def refused(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError(
+            "the fast tier has no sleep, socket or subprocess: move the clock (ManualClock) "
+            "or move the test out of tests/fast"
+        )
+
+    monkeypatch.setattr(time, "sleep", refused)
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    monkeypatch.setattr(socket.socket, "bind", refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
 
 
 @pytest.fixture(scope="session")
