@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -136,14 +136,13 @@ class MemoryBackend:
         self.clients[client_id] = client
         return client
 
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
-
     # --- the Backend protocol ------------------------------------------------------------
 
     def verify_credentials(
         self, client_id: str, secret: str, *, locked: Callable[[], bool]
     ) -> OAuthClient | None:
+        """As the real one: a disabled client never matches, and ``locked`` is asked only for
+        an admin-chosen secret (which then counts as wrong, unchecked)."""
         if self.busy:
             raise VerifierBusyError
         client = self.clients.get(client_id)
@@ -159,6 +158,7 @@ class MemoryBackend:
         return tuple(self.keys)
 
     def client_retry_after(self, client_id: str) -> int | None:
+        """Whole seconds left in the window (at least 1) once it holds the threshold."""
         window = self.client_failures.get(client_id)
         if window is None or window.count < self.lock_threshold:
             return None
@@ -166,6 +166,8 @@ class MemoryBackend:
         return max(1, math.ceil(left)) if left > 0 else None
 
     def record_authentication_failure(self, client_id: str | None, address: str) -> int | None:
+        """The lock as it stood before this failure, as FailureLimiter's ``hit`` answers: the
+        failure that reaches the threshold is still a 401, the one after it the first 429."""
         self.address_failures[address] += 1
         if client_id is None:
             return None
@@ -181,6 +183,8 @@ class MemoryBackend:
         return client is not None and client.enabled
 
     def is_revoked(self, jti: str) -> bool:
+        """Presence only, as in the database: expired entries are purged by maintenance, and
+        an expired token is inactive whatever the deny-list says."""
         return jti in self.revocations
 
     def revoke(self, jti: str, client_id: str, expires_at: datetime) -> bool:
@@ -269,19 +273,8 @@ def post(
 def token(
     server: AuthorizationServer, form: Form, *, basic: tuple[str, str] | None = None, **kw: Any
 ) -> Response:
+    """A POST to the token endpoint (the other endpoints: :func:`post` or :func:`post_as`)."""
     return post(server, TOKEN_ENDPOINT, form, basic=basic, **kw)
-
-
-def introspect(
-    server: AuthorizationServer, form: Form, *, basic: tuple[str, str] | None = None, **kw: Any
-) -> Response:
-    return post(server, INTROSPECTION_ENDPOINT, form, basic=basic, **kw)
-
-
-def revoke(
-    server: AuthorizationServer, form: Form, *, basic: tuple[str, str] | None = None, **kw: Any
-) -> Response:
-    return post(server, REVOCATION_ENDPOINT, form, basic=basic, **kw)
 
 
 def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
