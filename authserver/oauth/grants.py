@@ -17,6 +17,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self) -> None:
         client: OAuthClient = self.authenticate_token_endpoint_client()
+        # Set at once, so a rejection below is audited under the client that made it.
+        self.request.client = client
         check_requested_scope(client, self.request.payload.scope)
         datalist = self.request.payload.datalist
         audience = granted_audience(

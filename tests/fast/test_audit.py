@@ -51,15 +51,6 @@ def test_a_failed_authentication_is_one_failure_event_naming_the_id_and_the_meth
     ]
 
 
-#: grants.py sets ``request.client`` only after the scope and audience checks pass, so the
-#: server's error handler finds no client for a rejection the grant raises after authenticating.
-CLIENT_SET_TOO_LATE = pytest.mark.xfail(
-    strict=True,
-    reason="bug: ClientCredentialsGrant.validate_token_request sets request.client after "
-    "check_requested_scope/granted_audience, so request.rejected records client_id=None",
-)
-
-
 @pytest.mark.parametrize(
     ("endpoint", "form", "error"),
     [
@@ -67,21 +58,18 @@ CLIENT_SET_TOO_LATE = pytest.mark.xfail(
             TOKEN_ENDPOINT,
             {**GRANT, "scope": "admin"},
             "invalid_scope",
-            marks=CLIENT_SET_TOO_LATE,
             id="token-invalid-scope",
         ),
         pytest.param(
             TOKEN_ENDPOINT,
             {**GRANT, "resource": "https://other.example.test"},
             "invalid_target",
-            marks=CLIENT_SET_TOO_LATE,
             id="token-invalid-target",
         ),
         pytest.param(
             TOKEN_ENDPOINT,
             {**GRANT, "resource": "https://a.example.test", "audience": "https://a.example.test"},
             "invalid_request",
-            marks=CLIENT_SET_TOO_LATE,
             id="token-resource-and-audience",
         ),
         pytest.param(INTROSPECTION_ENDPOINT, {}, "invalid_request", id="introspection-no-token"),
