@@ -26,12 +26,12 @@ def create_app(settings: Settings | None = None, *, with_http: bool = True) -> F
     )
     db.init_app(app)
     if with_http:
-        from authserver import http
+        from authserver.http.handlers import init_app
         from authserver.runtime import Runtime
 
         runtime = Runtime.build(settings)
         runtime.attach(app)
-        http.init_app(app, runtime)
+        init_app(app, runtime)
     if settings.trusted_proxies:
         # Behind N proxies, the client's address (for the failed-authentication limits and
         # the logs) is the Nth X-Forwarded-For entry from the right; never trusted otherwise.

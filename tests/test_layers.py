@@ -164,7 +164,7 @@ def test_no_import_circle() -> None:
 def test_the_walk_sees_a_violation() -> None:
     """The walk finds imports in all their spellings, or the tests above prove nothing."""
     graph = import_graph()
-    assert "authserver.http" in graph["authserver.app"]  # inside a function
+    assert "authserver.http.handlers" in graph["authserver.app"]  # inside a function
     assert "authserver.services.registrations" in graph["authserver.database_backend"]
     assert "authserver.security.secrets" in graph["authserver.services.registrations"]
     assert layer_of("authserver.cli.serve") < layer_of("authserver.http.routes")
@@ -175,6 +175,7 @@ def test_the_walk_sees_a_violation() -> None:
     [
         ("authserver.oauth.server", ("sqlalchemy", "flask", "flask_sqlalchemy", "werkzeug")),
         ("authserver.config", ("sqlalchemy", "flask")),
+        ("authserver.http.routes", ("sqlalchemy", "flask", "authlib")),
         (
             "authserver.client",
             ("sqlalchemy", "flask", "authlib", "granian", "alembic", "limits", "werkzeug"),

@@ -1,6 +1,6 @@
 """Every path the server answers, its methods and the name of its handler, written once.
 
-The dispatch (:mod:`authserver.http`), the metadata document (RFC 8414), the OpenAPI
+The dispatch (:mod:`authserver.http.handlers`), the metadata document (RFC 8414), the OpenAPI
 description and the CLI's start-up hints all read this table, so a path cannot be served
 under one spelling and advertised under another.
 """

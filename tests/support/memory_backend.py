@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from authserver.http.routes import ROUTES
 from authserver.oauth.backend import Backend
 from authserver.oauth.clients import (
     CLIENT_SECRET_BASIC,
@@ -30,8 +31,6 @@ from authserver.oauth.clients import (
 )
 from authserver.oauth.requests import FormRequest
 from authserver.oauth.server import (
-    INTROSPECTION_ENDPOINT,
-    REVOCATION_ENDPOINT,
     TOKEN_ENDPOINT,
     AuthorizationServer,
     Response,
@@ -52,11 +51,8 @@ LOCK_WINDOW_SECONDS = 60
 CLIENT_ADDRESS = "192.0.2.10"
 
 #: Where each endpoint is served; the URI plays no part in the grant, but FormRequest needs one.
-ENDPOINT_PATHS = {
-    TOKEN_ENDPOINT: "/oauth2/token",
-    INTROSPECTION_ENDPOINT: "/oauth2/introspect",
-    REVOCATION_ENDPOINT: "/oauth2/revoke",
-}
+#: The route table's paths by endpoint name (routes.py is plain data: no Flask is loaded).
+ENDPOINT_PATHS = {route.handler: route.path for route in ROUTES}
 
 Form = Mapping[str, str | Sequence[str]]
 
