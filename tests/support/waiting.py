@@ -49,7 +49,7 @@ def wait_until(
     ``detail()`` (a server's log, say) when given."""
     value = poll(predicate, timeout, interval=interval)
     if not value:
-        message = f"{what}: not within {timeout:g} s"
+        message = f"{what}: not within {timeout:.3g} s"
         raise AssertionError(f"{message}\n{detail()}" if detail is not None else message)
     return value
 
