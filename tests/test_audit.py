@@ -418,13 +418,19 @@ def test_last_used_at_is_recorded_within_seconds_and_written_at_most_once_a_minu
     # answered by one worker (one connection). The worker writes every use it holds in one
     # round, so once the witness's last_used_at is set, those uses have been written too ...
     assert token_requests_on_one_connection(server, *[used] * 4, witness) == [200] * 5
-    wait_until(
-        lambda: _show(cli, witness["client_id"])["last_used_at"],
+
+    def after_a_round() -> dict[str, str | None] | None:
+        """Every client's last_used_at (one ``clients list``), once the witness's is set."""
+        times = {view["client_id"]: view["last_used_at"] for view in cli.json("clients", "list")}
+        return times if times[witness["client_id"]] is not None else None
+
+    times = wait_until(
+        after_a_round,
         LAST_USED_WAIT_SECONDS,
         "a last-used round after the further requests",
         interval=0.5,
     )
 
     # ... and left it as it was; and a failed authentication never counts as a use.
-    assert _show(cli, used["client_id"])["last_used_at"] == first
-    assert _show(cli, failing["client_id"])["last_used_at"] is None
+    assert times[used["client_id"]] == first
+    assert times[failing["client_id"]] is None
