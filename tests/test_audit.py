@@ -426,6 +426,13 @@ def test_last_used_at_is_recorded_within_seconds_and_written_at_most_once_a_minu
     )
     assert before - timedelta(seconds=1) <= _parse(first) <= after + timedelta(seconds=1)
 
+    # (In a later second than the first use, so that a rewrite would show in the CLI's
+    # whole-second times; normally that second has long begun.)
+    wait_until(
+        lambda: datetime.now(UTC) >= _parse(first) + timedelta(seconds=1),
+        2,
+        "a second after the first use",
+    )
     # More successful requests within the minute, then a first use of the witness, all
     # answered by one worker (one connection). The worker writes every use it holds in one
     # round, so once the witness's last_used_at is set, those uses have been written too ...
