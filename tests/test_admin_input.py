@@ -43,6 +43,7 @@ from tests.support.cli import (
     ok_json,
     start_authserver,
 )
+from tests.support.waiting import wait_until
 from tests.support.wsgi import serving
 
 CreateClient = Callable[..., RegisteredClient]
@@ -561,19 +562,19 @@ def wait_for_waiters(
 ) -> None:
     """Poll until ``enough`` rotations wait for the lock, one has exited, or the first has
     waited ``patience`` seconds (``None``: no limit)."""
-    deadline = time.monotonic() + 90
-    first_wait: float | None = None
-    while time.monotonic() < deadline:
+    first_wait: list[float] = []
+
+    def ready() -> bool:
         count = waiting([p.pid for p in processes])
-        if count and first_wait is None:
-            first_wait = time.monotonic()
+        if count and not first_wait:
+            first_wait.append(time.monotonic())
         if count >= enough or any(p.poll() is not None for p in processes):
-            return
-        if first_wait is not None and patience is not None:
-            if time.monotonic() - first_wait > patience:
-                return
-        time.sleep(0.02)
-    pytest.fail(f"fewer than {enough} rotations reached the lock within 90 s")
+            return True
+        return bool(
+            first_wait and patience is not None and time.monotonic() - first_wait[0] > patience
+        )
+
+    wait_until(ready, 90, f"{enough} rotations waiting for the lock", interval=0.02)
 
 
 def start_rotations(env: dict[str, str], client_id: str) -> list[subprocess.Popen[str]]:

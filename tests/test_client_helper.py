@@ -31,8 +31,10 @@ from authserver.client import (
     TokenError,
 )
 from tests.support.cli import ok_json, run_authserver
+from tests.support.clock import ManualClock
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.waiting import wait_until
 from tests.support.wsgi import serving
 
 API_AUDIENCE = "https://api.example.test"
@@ -269,15 +271,38 @@ def test_second_call_uses_the_cached_token(
     assert recorder.posts() == 1
 
 
+def reuse_bounds(
+    token: str, expires_in: float, margin: float, before: float, after: float
+) -> tuple[float, float]:
+    """How long after its request the helper may reuse ``token``, at least and at most: its
+    lifetime (the least of ``expires_in`` and what its ``exp`` left when read, a wall-clock
+    moment between ``before`` and ``after``) less ``margin``, capped at half the lifetime."""
+    exp = claims(token)["exp"]
+
+    def reuse(lifetime: float) -> float:
+        return lifetime - min(margin, lifetime / 2)
+
+    return reuse(min(expires_in, exp - after)), reuse(min(expires_in, exp - before))
+
+
 def test_token_is_refreshed_when_less_than_the_margin_remains(
     auth: ServedAuthServer, short_lived: dict[str, Any], http: httpx.Client, recorder: Recorder
 ) -> None:
-    # A 2 s token with a 0.5 s margin is reused for 1.5 s.
-    source = source_for(short_lived, http, token_url=auth.token_url, refresh_margin=0.5)
+    # A 2 s token with a 0.5 s margin is reused for 1.5 s (less what its exp, in whole
+    # seconds, had already used up).
+    clock = ManualClock()
+    sent_at = clock.now
+    source = source_for(
+        short_lived, http, token_url=auth.token_url, refresh_margin=0.5, clock=clock
+    )
+    before = time.time()
     first = source.token()
+    least, most = reuse_bounds(first, 2, 0.5, before, time.time())
+    assert source.token() == first
+    clock.now = sent_at + least - 0.01
     assert source.token() == first
     assert recorder.posts() == 1
-    time.sleep(1.6)
+    clock.now = sent_at + most
     second = source.token()
     assert recorder.posts() == 2
     assert claims(second)["jti"] != claims(first)["jti"]
@@ -287,12 +312,19 @@ def test_token_is_refreshed_when_less_than_the_margin_remains(
 def test_the_margin_is_capped_at_half_the_lifetime(
     auth: ServedAuthServer, short_lived: dict[str, Any], http: httpx.Client, recorder: Recorder
 ) -> None:
-    # The default 180 s margin on a 2 s token: reused for 1 s, not refetched on every call.
-    source = source_for(short_lived, http, token_url=auth.token_url)
+    # The default 180 s margin on a 2 s token: reused for 1 s (half the lifetime left by its
+    # exp, in whole seconds), not refetched on every call.
+    clock = ManualClock()
+    sent_at = clock.now
+    source = source_for(short_lived, http, token_url=auth.token_url, clock=clock)
+    before = time.time()
     first = source.token()
+    least, most = reuse_bounds(first, 2, 180, before, time.time())
+    assert source.token() == first
+    clock.now = sent_at + least - 0.01
     assert source.token() == first
     assert recorder.posts() == 1
-    time.sleep(1.1)
+    clock.now = sent_at + most
     assert claims(source.token())["jti"] != claims(first)["jti"]
     assert recorder.posts() == 2
 
@@ -361,16 +393,23 @@ def test_threads_share_one_failure(
     auth: ServedAuthServer, client: dict[str, Any], recorder: Recorder
 ) -> None:
     # A failure is not cached, so a thread that asked only after the quick 401 came back
-    # would rightly send its own request: a slow answer keeps every thread's call concurrent.
-    def slow_answer(request: httpx.Request) -> None:
-        time.sleep(0.5)
+    # would rightly send its own request: the request is held back until every thread has
+    # called token(), which keeps their calls concurrent.
+    calls: list[int] = []
 
-    hooks = {"request": [recorder, slow_answer]}
+    def token() -> str:
+        calls.append(threading.get_ident())
+        return source.token()
+
+    def held_until_every_thread_asked(request: httpx.Request) -> None:
+        wait_until(lambda: len(calls) == 8, 10, "all 8 threads calling token()", interval=0.005)
+
+    hooks = {"request": [recorder, held_until_every_thread_asked]}
     with httpx.Client(timeout=10, event_hooks=hooks) as http:
         source = ClientCredentials(
             client["client_id"], "ascs_wrong", token_url=auth.token_url, http_client=http
         )
-        errors = run_in_threads(8, source.token)
+        errors = run_in_threads(8, token)
     assert recorder.posts() == 1
     assert all(isinstance(error, TokenError) for error in errors)
     assert {error.error for error in errors} == {"invalid_client"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authserver.security.keys import KeyStore
 from tests.conftest import ISSUER, LiveServer
+from tests.support.waiting import wait_until
 
 JWKS_PATHS = ("/.well-known/jwks.json", "/oauth2/jwks")
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -176,13 +176,13 @@ def test_new_key_file_is_published_within_two_seconds_with_a_new_etag(
     old_kids = {k["kid"] for k in before.json()["keys"]}
 
     added = KeyStore(keys_dir).generate()
-    deadline = time.monotonic() + 2.0
-    while True:
+
+    def published() -> requests.Response | None:
         response = get_jwks(http, live_server)
-        kids = {k["kid"] for k in response.json()["keys"]}
-        if added.kid in kids or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        return response if added.kid in {k["kid"] for k in response.json()["keys"]} else None
+
+    response = wait_until(published, 2.0, f"the new key {added.kid} in the JWKS")
+    kids = {k["kid"] for k in response.json()["keys"]}
 
     assert kids == old_kids | {added.kid}
     assert response.headers["ETag"] != before.headers["ETag"]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi-resource"
 API = "https://tasks.example.test"
@@ -65,17 +65,27 @@ def start_example(issuer: str, log: Path) -> Uvicorn:
             start_new_session=True,
         )
     server = Uvicorn(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                return server
+            return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    pytest.fail(f"the example did not start within {STARTUP_TIMEOUT_SECONDS}s:\n{log.read_text()}")
+            return False
+
+    try:
+        wait_until(
+            healthy,
+            STARTUP_TIMEOUT_SECONDS,
+            "the example answering /healthz",
+            interval=0.1,
+            detail=log.read_text,
+        )
+    except AssertionError:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.cli import ok_json, run_authserver
 from tests.support.served import served_auth_server
+from tests.support.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nextjs-route"
 NPM_INSTALL_TIMEOUT_SECONDS = 180
@@ -189,11 +189,11 @@ def test_routes_cache_the_token_and_verify_it_under_plain_node(
         summary = json.loads(run.stdout)
 
         # The access log line is written as the response goes out: give the last one a moment.
-        deadline = time.monotonic() + 5
-        seen = token_requests(auth.server.stderr())
-        while len(seen) < len(EXPECTED_TOKEN_STATUSES) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            seen = token_requests(auth.server.stderr())
+        def all_logged() -> list[dict[str, Any]] | None:
+            logged = token_requests(auth.server.stderr())
+            return logged if len(logged) >= len(EXPECTED_TOKEN_STATUSES) else None
+
+        seen = wait_until(all_logged, 5, "every token request in the server's access log")
         assert sorted(entry["status"] for entry in seen) == EXPECTED_TOKEN_STATUSES
 
     token_url = f"{auth.issuer}/oauth2/token"

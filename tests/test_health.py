@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 from authserver.extensions import db
 from authserver.security.keys import KeyStore
 from tests.conftest import LiveServer
+from tests.support.waiting import wait_until
 
 SQLITE_DIR = "database"
 ONE_UNUSABLE = "a signing key file could not be loaded (the server log names it)"
@@ -167,10 +167,11 @@ def test_readyz_turns_ready_once_a_key_file_appears(
     assert get(http, live_server, "/readyz").status_code == 503
 
     KeyStore(keys_dir).generate()
-    end = time.monotonic() + 2.0
-    while get(http, live_server, "/readyz").status_code != 200 and time.monotonic() < end:
-        time.sleep(0.1)
-    assert get(http, live_server, "/readyz").status_code == 200
+    wait_until(
+        lambda: get(http, live_server, "/readyz").status_code == 200,
+        2.0,
+        "/readyz ready once a key file appeared",
+    )
 
 
 @pytest.mark.parametrize("settings_overrides", CORRUPT_KEY_VARIANTS, indirect=True)

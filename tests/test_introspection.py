@@ -31,14 +31,17 @@ from tests.support.oauth import (
     introspect,
     issue_token,
     json_error,
-    let_workers_see_registry_changes,
+    once_workers_see_registry_changes,
 )
 from tests.support.tokens import decode_with_jwks
+from tests.support.waiting import wait_until
 
 ACTIVE_FIELDS = {"client_id", "scope", "sub", "aud", "iss", "exp", "iat", "jti"}
 INACTIVE = {"active": False}
-#: Key files are polled once a second by the server; wait a little longer than that.
-KEY_RELOAD_WAIT_SECONDS = 1.2
+#: Key files are polled once a second by the server (the contract: changes count within 2 s).
+KEY_RELOAD_TIMEOUT_SECONDS = 2.0
+#: How long a token issued with the shortest lifetime (1 s) may take to turn inactive.
+EXPIRY_TIMEOUT_SECONDS = 5.0
 
 
 def b64url(data: bytes) -> str:
@@ -170,8 +173,14 @@ def test_expired_token_is_inactive(
     _, claims = unverified_parts(token)
     assert claims["exp"] - claims["iat"] == 1
 
-    time.sleep(max(0.0, claims["exp"] - time.time()) + 1.0)
+    def inactive_at() -> float | None:
+        """When an introspection found the token inactive (the moment its answer came)."""
+        body = answer(introspect(http, live_server, client, token))
+        return time.time() if body["active"] is False else None
 
+    seen_inactive_at = wait_until(inactive_at, EXPIRY_TIMEOUT_SECONDS, "the token turning inactive")
+    # Not before its exp: until then the token was active (RFC 7519 §4.1.4).
+    assert seen_inactive_at >= claims["exp"]
     assert_inactive(introspect(http, live_server, client, token))
 
 
@@ -232,7 +241,11 @@ def test_token_whose_signing_key_was_revoked_is_inactive(
     assert answer(introspect(http, live_server, client, token))["active"] is True
 
     revoke_key(settings, kid, timedelta(seconds=settings.access_token_ttl))
-    time.sleep(KEY_RELOAD_WAIT_SECONDS)
+    wait_until(
+        lambda: answer(introspect(http, live_server, client, token))["active"] is False,
+        KEY_RELOAD_TIMEOUT_SECONDS,
+        "the token turning inactive once its key was revoked",
+    )
 
     assert_inactive(introspect(http, live_server, client, token))
     fresh = issue_token(http, live_server, client)
@@ -299,7 +312,10 @@ def test_token_of_a_disabled_or_deleted_client_is_inactive(
     assert answer(introspect(http, live_server, caller, token))["active"] is True
 
     change_client(app, change, owner.client_id)
-    let_workers_see_registry_changes()
+    once_workers_see_registry_changes(
+        lambda: answer(introspect(http, live_server, caller, token))["active"] is False,
+        "the token of the changed client turning inactive",
+    )
 
     assert_inactive(introspect(http, live_server, caller, token))
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jwt
 import pytest
@@ -27,6 +27,7 @@ from authserver.security.keys import KeyStore
 from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
 from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers, serve_to_exit
+from tests.support.waiting import holds_throughout, wait_until
 
 ISSUER = "https://auth.example.test"
 KEY_SUFFIX = ".key.json"
@@ -34,8 +35,6 @@ KEY_SUFFIX = ".key.json"
 PROPAGATION_SECONDS = 2.0
 #: Slack for the test's own polling and process scheduling on a busy 2-core machine.
 SLACK_SECONDS = 0.5
-
-T = TypeVar("T")
 
 
 # --- helpers: environment, CLI, waiting -------------------------------------------------
@@ -48,18 +47,6 @@ def rotation_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
     return ok_json(run_authserver(env, *args))
-
-
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what}: not within {timeout:.1f}s")
-        time.sleep(interval)
 
 
 def parse_time(value: str) -> float:
@@ -204,6 +191,9 @@ class Issued:
 
 MAX_AGE = 2
 DELAY = 3
+#: Tokens each instance issues with a key before the load may move on (to the rotation, to
+#: the end of the test): the load spans the hand-over by a count of requests, not a duration.
+LOAD_TOKENS = 10
 
 
 def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_tokens(
@@ -267,6 +257,12 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
                 with lock:
                     issued.append(Issued(index, sent_at, response.status_code, "", token))
 
+    def tokens_from(index: int, kid: str | None = None) -> int:
+        """Tokens instance ``index`` has issued so far (signed with ``kid``, if given)."""
+        with lock:
+            tokens = [i.token for i in issued if i.instance == index and i.token]
+        return sum(1 for token in tokens if kid is None or kid_of(token) == kid)
+
     # One poller and one load thread per instance: light enough that on a busy 2-core machine
     # the pollers are not starved (a late poll would only make the check stricter).
     pollers = [threading.Thread(target=poll_jwks, args=(i,), daemon=True) for i in range(2)]
@@ -274,23 +270,33 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
         poller.start()
     workers = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(2)]
     try:
-        wait_for(lambda: all(first_seen), 5, "JWKS polled from both instances")
+        wait_until(lambda: all(first_seen), 5, "JWKS polled from both instances", interval=0.1)
         for worker in workers:
             worker.start()
-        wait_for(lambda: all(signing_kids), 10, "tokens issued by both instances")
-        time.sleep(0.5)  # some load on the old key before the rotation
+        wait_until(
+            lambda: all(tokens_from(i) >= LOAD_TOKENS for i in range(2)),
+            10,
+            f"{LOAD_TOKENS} tokens from each instance before the rotation",
+            interval=0.1,
+        )
         rotate_started = time.time()
         staged = cli_json(env, "keys", "rotate", "--json")
         rotated_at = time.time()
         assert staged["state"] == "next", staged
         new_kid = staged["kid"]
         watched.add(new_kid)  # from now on the poller notes each JWKS still lacking it
-        wait_for(
+        wait_until(
             lambda: all(new_kid in kids for kids in signing_kids),
             DELAY + PROPAGATION_SECONDS + 3,
             "the staged key signing on both instances",
+            interval=0.1,
         )
-        time.sleep(0.5)  # keep the load on across the hand-over for a little longer
+        wait_until(  # the load goes on across the hand-over
+            lambda: all(tokens_from(i, new_kid) >= LOAD_TOKENS for i in range(2)),
+            10,
+            f"{LOAD_TOKENS} tokens with the staged key from each instance",
+            interval=0.1,
+        )
     finally:
         stop.set()
         for worker in workers:
@@ -334,12 +340,16 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
 
     verify_all([instance.jwks() for instance in instances])
 
-    # Resource servers keep verifying these tokens later on: the kids stay published.
-    later = time.monotonic() + 10
-    while time.monotonic() < later:
-        for instance in instances:
-            assert kids <= set(instance.jwks_kids())
-        time.sleep(1)
+    # Resource servers keep verifying these tokens later on: the kids stay published, checked
+    # until 10 s (five JWKS max-ages) after the hand-over, so a retention that left out the
+    # tokens' lifetime (or used the propagation delay) would show.
+    handover = parse_time(staged["activates_at"])
+    holds_throughout(
+        lambda: all(kids <= set(instance.jwks_kids()) for instance in instances),
+        handover + 5 * MAX_AGE - time.time(),
+        "every kid that signed a token still published",
+        interval=1,
+    )
     verify_all([instance.jwks() for instance in instances])
 
 
@@ -357,7 +367,7 @@ def test_rotate_now_signs_with_the_new_key_on_both_instances_within_two_seconds(
     assert new["state"] == "active", new
     assert new["kid"] != old_kid
 
-    wait_for(
+    wait_until(
         lambda: all(i.kids_signing(client) == {new["kid"]} for i in instances),
         PROPAGATION_SECONDS + SLACK_SECONDS,
         "both instances signing only with the new key",
@@ -383,16 +393,17 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     staged = cli_json(env, "keys", "rotate", "--json")
     assert staged["state"] == "next", staged
     staged_kid = staged["kid"]
-    wait_for(
+    wait_until(
         lambda: all(staged_kid in i.jwks_kids() for i in instances),
         PROPAGATION_SECONDS + SLACK_SECONDS,
         "the staged key in both JWKS",
+        interval=0.1,
     )
     assert all(i.kids_signing(client) == {old_kid} for i in instances)
 
     # Revoking the active key: the staged key (the newest other published one) signs at once.
     ok(run_authserver(env, "keys", "revoke", old_kid))
-    wait_for(
+    wait_until(
         lambda: all(
             old_kid not in i.jwks_kids() and i.kids_signing(client) == {staged_kid}
             for i in instances
@@ -411,7 +422,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert listed[0]["state"] == "active", listed
     fresh_kid = listed[0]["kid"]
     assert fresh_kid not in (old_kid, staged_kid)
-    wait_for(
+    wait_until(
         lambda: all(
             i.jwks_kids() == [fresh_kid] and i.kids_signing(client) == {fresh_kid}
             for i in instances
@@ -445,7 +456,7 @@ SHORT_WINDOWS = {
 
 def seconds_until_gone(instance: Instance, kid: str, handover: float, timeout: float) -> float:
     """Seconds from ``handover`` (epoch) until ``kid`` is first missing from the JWKS."""
-    wait_for(
+    wait_until(
         lambda: kid not in instance.jwks_kids(),
         timeout,
         f"retired key {kid} leaving the JWKS",
@@ -512,11 +523,12 @@ def test_scheduled_rotation_on_two_instances_stages_exactly_one_key(
     def key_files() -> list[str]:
         return sorted(p.name for p in keys.glob("*" + KEY_SUFFIX))
 
-    wait_for(lambda: len(key_files()) > 1, 10, "a scheduled successor key")
-    settle = time.monotonic() + 3
-    while time.monotonic() < settle:
-        assert len(key_files()) == 2, key_files()
-        time.sleep(0.2)
+    wait_until(lambda: len(key_files()) > 1, 10, "a scheduled successor key", interval=0.1)
+    # No worker can tell that it has made its start-up check, so the claim "exactly one" is
+    # held for a while: long enough for the other workers to have made theirs.
+    holds_throughout(
+        lambda: len(key_files()) == 2, 3, "exactly one successor key file", interval=0.2
+    )
     listed = cli_json(env, "keys", "list", "--json")
     states = sorted((k["state"], k["kid"] == old.kid) for k in listed)
     assert states == [("active", True), ("next", False)], listed
@@ -590,19 +602,19 @@ def test_corrupt_key_file_in_a_running_server_is_a_readyz_warning_not_an_outage(
         assert corrupt.name not in response.text
         return warnings
 
-    wait_for(
+    wait_until(
         ready_and_serving,
         PROPAGATION_SECONDS + SLACK_SECONDS,
         "readyz warning about an unusable key file",
         interval=0.05,
     )
-    while time.monotonic() - written_at < PROPAGATION_SECONDS:  # until every worker reloaded
-        ready_and_serving()
-        time.sleep(0.1)
-    for _ in range(10):  # every worker: still ready, still signing, now warning
-        assert ready_and_serving() == [
-            "a signing key file could not be loaded (the server log names it)"
-        ]
+    warning = ["a signing key file could not be loaded (the server log names it)"]
+    wait_until(  # every worker: still ready, still signing, now warning
+        lambda: all(ready_and_serving() == warning for _ in range(10)),
+        PROPAGATION_SECONDS + SLACK_SECONDS - (time.monotonic() - written_at),
+        "ten warnings in a row (every worker reloaded)",
+        interval=0.05,
+    )
     assert instance.jwks_kids() == [kid]
     verify(instance.token(client), instance.jwks())
     logged = [

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import stat
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from joserfc.jwk import RSAKey
 from authserver.errors import KeyStoreError
 from authserver.security.keyring import RELOAD_INTERVAL_SECONDS, KeyRing, KeyRingLoader
 from authserver.security.keys import KeyStore
+from tests.support.waiting import wait_until
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -340,15 +340,6 @@ def test_jwks_drops_a_retired_key_once_its_window_has_passed(
 # --- KeyRingLoader --------------------------------------------------------------------------
 
 
-def wait_for(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return bool(condition())  # type: ignore[operator]
-
-
 def test_loader_picks_up_a_new_key_file_after_the_reload_interval(
     tmp_path: Path, plain_key_file: Path
 ) -> None:
@@ -359,9 +350,10 @@ def test_loader_picks_up_a_new_key_file_after_the_reload_interval(
     assert len(loader.current().keys) == 1
 
     added = store.generate()
-    assert wait_for(
+    wait_until(
         lambda: added.kid in {k.kid for k in loader.current().keys},
         RELOAD_INTERVAL_SECONDS + 1.0,
+        "the loader picking up the new key file",
     )
     assert len(loader.current().keys) == 2
     assert loader.problems == []
@@ -378,7 +370,11 @@ def test_loader_logs_each_unusable_file_once_naming_it(
     loader = KeyRingLoader(KeyStore(directory))
     loader.current()
     KeyStore(directory).generate("ES256")  # a change in the folder: the next poll reloads
-    assert wait_for(lambda: len(loader.current().keys) == 2, RELOAD_INTERVAL_SECONDS + 1.0)
+    wait_until(
+        lambda: len(loader.current().keys) == 2,
+        RELOAD_INTERVAL_SECONDS + 1.0,
+        "the loader picking up the new key file",
+    )
 
     logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.operator"]
     assert [line["event"] for line in logged] == ["signing_key.unusable"]
@@ -397,12 +393,20 @@ def test_loader_skips_and_reports_a_corrupt_file_and_keeps_the_good_keys(
     bad = directory / "corrupt.key.json"
     bad.write_text("{not json")
     # ``problems`` is refreshed by ``current()``, as every request does.
-    assert wait_for(lambda: loader.current() and loader.problems, RELOAD_INTERVAL_SECONDS + 1.0)
+    wait_until(
+        lambda: loader.current() and loader.problems,
+        RELOAD_INTERVAL_SECONDS + 1.0,
+        "the loader reporting the corrupt file",
+    )
     [problem] = loader.problems
     assert str(bad) in problem
     assert [k.kid for k in loader.current().keys] == [k.kid for k in good.keys]
     assert loader.current().signing_key(datetime.now(UTC)) == good.keys[0]
 
     bad.unlink()
-    assert wait_for(lambda: loader.current() and not loader.problems, RELOAD_INTERVAL_SECONDS + 1.0)
+    wait_until(
+        lambda: loader.current() and not loader.problems,
+        RELOAD_INTERVAL_SECONDS + 1.0,
+        "the loader dropping the report of the removed file",
+    )
     assert [k.kid for k in loader.current().keys] == [k.kid for k in good.keys]

@@ -38,8 +38,10 @@ from authserver.resource import (
 )
 from authserver.resource.flask import require_scope
 from tests.support.cli import ok_json, run_authserver
+from tests.support.clock import ManualClock
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
+from tests.support.waiting import wait_until
 from tests.support.wsgi import serving
 
 API = "https://tasks.example.test"
@@ -305,12 +307,17 @@ def test_a_real_short_lived_token_expires(auth: ServedAuthServer) -> None:
         "--name", "brief", "--scope", "api", "--audience", API, "--token-ttl", "1"
     )
     short = issue(auth, client)
-    lenient = JWTVerifier(auth.issuer, API)  # exp has at most 1 s to go: check it with leeway
-    strict = JWTVerifier(auth.issuer, API, leeway=0)
+    exp = claims_of(short)["exp"]
+    wall = ManualClock(exp - 1)  # the verifiers read the time from it instead of waiting
+    lenient = JWTVerifier(auth.issuer, API, wall_clock=wall)  # default leeway: 30 s
+    strict = JWTVerifier(auth.issuer, API, leeway=0, wall_clock=wall)
     assert lenient.verify(short)["exp"] - claims_of(short)["iat"] == 1
-    time.sleep(max(0.0, claims_of(short)["exp"] - time.time()) + 0.05)
+    assert strict.verify(short)
+    wall.now = exp  # RFC 7519 §4.1.4: not accepted "on or after" exp
     assert rejected(strict, short) == "token expired"
     assert lenient.verify(short)
+    wall.now = exp + 30
+    assert rejected(lenient, short) == "token expired"
     lenient.close()
     strict.close()
 
@@ -501,18 +508,17 @@ def test_fifty_random_kids_cause_at_most_one_refetch(
     """Once the refetch interval has passed, a burst of forged kids (from many threads) costs
     the authorization server exactly one more JWKS request, counted in its own access log."""
     forged = random_kid_tokens(auth, 50)
-    verifier, fetches = make_verifier(auth.issuer, refetch_interval=1.5)
+    clock = ManualClock()
+    verifier, fetches = make_verifier(auth.issuer, refetch_interval=1.5, clock=clock)
     verifier.verify(token)
-    time.sleep(1.6)
+    clock.now += 1.5
     logged_before = jwks_requests_logged(auth)
     with ThreadPoolExecutor(10) as pool:
         messages = list(pool.map(lambda t: rejected(verifier, t), forged))
     assert set(messages) == {"unknown signing key"}
     assert fetches.jwks == 2
-    deadline = time.monotonic() + 5
-    while jwks_requests_logged(auth) < logged_before + 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
+    # The server writes a request's access-log line before it sends the response, so every
+    # JWKS request the verifier has had an answer to is already logged: nothing to wait for.
     assert jwks_requests_logged(auth) == logged_before + 1
 
 
@@ -520,19 +526,21 @@ def test_key_rotation_needs_one_refetch(
     auth: ServedAuthServer, reader: dict[str, Any], make_verifier: Any
 ) -> None:
     old_token = issue(auth, reader)
-    verifier, fetches = make_verifier(auth.issuer, refetch_interval=0.5)
+    clock = ManualClock()
+    verifier, fetches = make_verifier(auth.issuer, refetch_interval=0.5, clock=clock)
     verifier.verify(old_token)
     assert fetches.jwks == 1
 
     new_kid = ok_json(run_authserver(auth.server.env, "keys", "rotate", "--now", "--json"))["kid"]
     assert new_kid != header_of(old_token)["kid"]
-    deadline = time.monotonic() + 5  # the contract: running servers see CLI changes within 2 s
-    new_token = issue(auth, reader)
-    while header_of(new_token)["kid"] != new_kid and time.monotonic() < deadline:
-        time.sleep(0.1)
-        new_token = issue(auth, reader)
-    assert header_of(new_token)["kid"] == new_kid
-    time.sleep(0.5)
+
+    def signed_with_the_new_key() -> str | None:
+        fresh = issue(auth, reader)
+        return fresh if header_of(fresh)["kid"] == new_kid else None
+
+    # The contract: running servers see CLI changes within 2 s.
+    new_token = wait_until(signed_with_the_new_key, 5, f"the server signing with {new_kid}")
+    clock.now += 0.5  # the refetch interval since the first fetch
 
     # Many threads meet the new kid at once: one refetch between them.
     with ThreadPoolExecutor(8) as pool:
@@ -739,11 +747,14 @@ def test_max_age_expiry_and_etag_revalidation(
     local.publish(rsa_key)
     local.cache_control = "max-age=1"
     local.etag = "v1"
-    verifier, fetches = make_verifier(local.url)
+    clock = ManualClock()
+    fetched_at = clock.now
+    verifier, fetches = make_verifier(local.url, clock=clock)
     verifier.verify(sign(rsa_key, local.claims()))
+    clock.now = fetched_at + 0.99
     verifier.verify(sign(rsa_key, local.claims()))
     assert fetches.jwks == 1
-    time.sleep(1.1)
+    clock.now = fetched_at + 1
     verifier.verify(sign(rsa_key, local.claims()))  # revalidated: 304, the cached keys stay
     assert fetches.jwks == 2
     verifier.verify(sign(rsa_key, local.claims()))

@@ -32,10 +32,14 @@ from tests.support.cli import (
     make_runner,
     ok_json,
 )
-from tests.support.oauth import let_workers_see_registry_changes
+from tests.support.oauth import once_workers_see_registry_changes
+from tests.support.waiting import wait_until
 
 CreateClient = Callable[..., RegisteredClient]
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+#: How long after its end a secret may still be seen working: the polling's own delay on a
+#: busy machine (the token endpoint itself compares with the clock at each request).
+EXPIRY_SLACK_SECONDS = 1.0
 
 
 def token_status(
@@ -63,17 +67,40 @@ def expect_statuses(
         assert token_status(http, live_server, client_id, secret) == status, f"secret #{position}"
 
 
+def expect_refused_between(
+    http: requests.Session,
+    live_server: LiveServer,
+    client_id: str,
+    secret: str,
+    earliest: float,
+    latest: float,
+) -> None:
+    """The secret keeps working until the token endpoint refuses it, which happens no earlier
+    than ``earliest`` and by ``latest`` (``time.monotonic`` readings bracketing its end)."""
+
+    def refused_at() -> float | None:
+        refused = token_status(http, live_server, client_id, secret) == 401
+        return time.monotonic() if refused else None
+
+    timeout = max(0.0, latest - time.monotonic()) + EXPIRY_SLACK_SECONDS
+    seen = wait_until(refused_at, timeout, "the secret refused once it ended")
+    assert seen >= earliest, f"the secret was refused {earliest - seen:.2f} s before it ended"
+
+
 def expect_grace(
     http: requests.Session,
     live_server: LiveServer,
     client_id: str,
     old: str,
     new: str,
-    grace_over: float,
+    rotated_between: tuple[float, float],
+    grace: float,
 ) -> None:
-    """Both secrets work until ``grace_over`` (``time.monotonic``), then only the new one."""
+    """Both secrets work until ``grace`` seconds after the rotation (which happened between
+    the two ``time.monotonic`` readings), then only the new one."""
     expect_statuses(http, live_server, client_id, {old: 200, new: 200})
-    sleep_until(grace_over)
+    started, finished = rotated_between
+    expect_refused_between(http, live_server, client_id, old, started + grace, finished + grace)
     expect_statuses(http, live_server, client_id, {old: 401, new: 200})
 
 
@@ -110,10 +137,6 @@ def stored_secrets(app: Flask, client_id: str) -> int:
         return int(count or 0)
 
 
-def sleep_until(moment: float) -> None:
-    time.sleep(max(0.0, moment - time.monotonic()))
-
-
 # --- service level, SQLite and PostgreSQL ---------------------------------------------------
 
 
@@ -124,7 +147,10 @@ def test_rotation_without_grace_ends_the_old_secret_at_once_and_the_new_one_work
     assert token_status(http, live_server, client.client_id, client.client_secret) == 200
 
     new_secret = rotate(app, client.client_id)
-    let_workers_see_registry_changes()
+    once_workers_see_registry_changes(
+        lambda: token_status(http, live_server, client.client_id, client.client_secret) == 401,
+        "the old secret refused",
+    )
 
     assert new_secret != client.client_secret
     assert new_secret.startswith("ascs_")
@@ -139,10 +165,13 @@ def test_rotation_with_grace_keeps_both_secrets_working_until_the_grace_ends(
 ) -> None:
     client = create_client()
 
+    started = time.monotonic()
     new_secret = rotate(app, client.client_id, grace=1)
-    grace_over = time.monotonic() + 1.3
+    rotated = (started, time.monotonic())
 
-    expect_grace(http, live_server, client.client_id, client.client_secret, new_secret, grace_over)
+    expect_grace(
+        http, live_server, client.client_id, client.client_secret, new_secret, rotated, grace=1
+    )
 
 
 def test_grace_window_ends_exactly_when_the_grace_seconds_have_passed(
@@ -169,7 +198,10 @@ def test_rotating_twice_within_grace_leaves_at_most_two_live_secrets(
     assert stored_secrets(app, client.client_id) == 2
 
     fourth = rotate(app, client.client_id, grace=60)
-    let_workers_see_registry_changes()
+    once_workers_see_registry_changes(
+        lambda: token_status(http, live_server, client.client_id, second) == 401,
+        "the second secret refused",
+    )
 
     expect_statuses(http, live_server, client.client_id, {second: 401, third: 200, fourth: 200})
     assert stored_secrets(app, client.client_id) == 2
@@ -191,11 +223,14 @@ def test_grace_never_extends_an_old_secret_that_expires_sooner(
 def test_secret_created_with_expires_in_is_invalid_client_after_expiry(
     http: requests.Session, live_server: LiveServer, create_client: CreateClient, app: Flask
 ) -> None:
+    started = time.monotonic()
     client = create_client(secret_expires_in=1)
-    expired = time.monotonic() + 1.2
+    created = time.monotonic()
     assert token_status(http, live_server, client.client_id, client.client_secret) == 200
 
-    sleep_until(expired)
+    expect_refused_between(
+        http, live_server, client.client_id, client.client_secret, started + 1, created + 1
+    )
 
     assert token_status(http, live_server, client.client_id, client.client_secret) == 401
     assert not authenticates(app, client.client_id, client.client_secret)
@@ -290,10 +325,11 @@ def test_cli_rotate_secret_with_grace_keeps_the_old_secret_until_the_grace_ends(
 ) -> None:
     client_id, old_secret = cli_credentials(cli)
 
+    started = time.monotonic()
     new_secret = cli_rotate(cli, client_id, "--grace", "2")["client_secret"]
-    grace_over = time.monotonic() + 2.3
+    rotated = (started, time.monotonic())
 
-    expect_grace(http, live_server, client_id, old_secret, new_secret, grace_over)
+    expect_grace(http, live_server, client_id, old_secret, new_secret, rotated, grace=2)
 
 
 @SQLITE_ONLY
@@ -316,21 +352,26 @@ def test_cli_expires_in_on_create_and_on_rotate_secret_makes_the_secret_stop_by_
 
     Three seconds, not one: on a loaded machine a CLI process can take a second to exit.
     """
+    create_started = time.monotonic()
     expiring = cli_create(cli, "--expires-in", "3")
-    created_expiry = time.monotonic() + 3.2
+    created = (create_started + 3, time.monotonic() + 3)
     created_in_time = token_status(
         http, live_server, expiring["client_id"], expiring["client_secret"]
     )
     other = cli_create(cli)
+    rotate_started = time.monotonic()
     rotated = cli_rotate(cli, other["client_id"], "--expires-in", "3")
-    rotated_expiry = time.monotonic() + 3.2
+    rotated_ends = (rotate_started + 3, time.monotonic() + 3)
     rotated_in_time = token_status(http, live_server, other["client_id"], rotated["client_secret"])
 
     assert created_in_time == 200
     assert rotated_in_time == 200
-    sleep_until(max(created_expiry, rotated_expiry))
-    assert token_status(http, live_server, expiring["client_id"], expiring["client_secret"]) == 401
-    assert token_status(http, live_server, other["client_id"], rotated["client_secret"]) == 401
+    expect_refused_between(
+        http, live_server, expiring["client_id"], expiring["client_secret"], *created
+    )
+    expect_refused_between(
+        http, live_server, other["client_id"], rotated["client_secret"], *rotated_ends
+    )
 
 
 @SQLITE_ONLY

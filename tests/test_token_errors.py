@@ -15,7 +15,7 @@ from flask import Flask
 from authserver.extensions import db
 from authserver.services import registry
 from tests.conftest import LiveServer, RegisteredClient
-from tests.support.oauth import let_workers_see_registry_changes
+from tests.support.oauth import once_workers_see_registry_changes
 
 FORM = "application/x-www-form-urlencoded"
 CHALLENGE = 'Basic realm="authserver"'
@@ -284,7 +284,10 @@ def test_token_rejects_disabled_client(
     with app.app_context():
         registry.set_enabled(db.session(), client.client_id, False)
         db.session.commit()
-    let_workers_see_registry_changes()
+    once_workers_see_registry_changes(
+        lambda: post_basic(http, live_server, client, form).status_code == 401,
+        "the disabled client refused",
+    )
 
     if method == "client_secret_basic":
         response = http.post(live_server.token_url, data=form, auth=auth, timeout=30)

@@ -83,7 +83,9 @@ class JWTVerifier:
     fit the key's type (no ``none``, no HMAC with a public key as the secret, no RS/ES mix-up).
     EdDSA works but joserfc warns about it on every verification (RFC 9864 deprecates it).
     ``clock`` (seconds, monotonic) times the cache, the refetch interval and the back-off;
-    tests inject one. The deadline is always real time: it bounds real waiting.
+    ``wall_clock`` (seconds since the epoch, ``time.time`` by default) is what a token's
+    ``exp``, ``nbf`` and ``iat`` are compared with. Tests inject both instead of waiting. The
+    deadline is always real time: it bounds real waiting.
     """
 
     MAX_CACHE_SECONDS = 86_400.0  # a huge max-age must not keep a revoked key trusted for long
@@ -107,6 +109,7 @@ class JWTVerifier:
         http_client: httpx.Client | None = None,
         jwks_uri: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         algorithms = tuple(algorithms)
         if not algorithms:
@@ -127,6 +130,7 @@ class JWTVerifier:
         self.timeout = float(timeout)
         self._http = http_client or httpx.Client(timeout=timeout)
         self._clock = clock
+        self._wall_clock = wall_clock
         # Not strict about header names: RFC 7515 says to ignore unknown ones (``crit`` is
         # still enforced by joserfc).
         self._jws_registry = JWSRegistry(algorithms=list(algorithms), strict_check_header=False)
@@ -199,7 +203,9 @@ class JWTVerifier:
         options["iss"]["value"] = self.issuer
         options["aud"]["value"] = self.audience
         try:
-            JWTClaimsRegistry(leeway=self.leeway, **options).validate(claims)
+            JWTClaimsRegistry(
+                now=lambda: int(self._wall_clock()), leeway=self.leeway, **options
+            ).validate(claims)
         except ExpiredTokenError:
             raise InvalidToken("token expired") from None
         except MissingClaimError as error:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class ManualClock:
-    """Monotonic seconds that change only when the test sets or advances ``now``."""
+    """Seconds (monotonic, or since the epoch for a wall clock) that change only when the
+    test sets or advances ``now``."""
 
     def __init__(self, now: float = 1_000.0) -> None:
         self.now = now

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
+from tests.support.waiting import poll
+
 #: How long a stalling or dribbling answer goes on at most, so that a client without a
 #: deadline (the code before the fix) fails a test in seconds instead of hanging it.
 MISBEHAVE_SECONDS = 4.0
@@ -94,13 +96,12 @@ class HostileServer:
 
     def wait_for_disconnect(self, path: str, within: float) -> bool:
         """Whether the client dropped an answer to ``path`` within ``within`` seconds."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+
+        def dropped() -> bool:
             with self._lock:
-                if self.disconnects[path]:
-                    return True
-            time.sleep(0.01)
-        return False
+                return bool(self.disconnects[path])
+
+        return bool(poll(dropped, within, interval=0.01))
 
     # -- answers -------------------------------------------------------------------------
 

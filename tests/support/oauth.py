@@ -3,25 +3,28 @@ registered client, with either client authentication method."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from authserver.services.registration_cache import MAX_AGE_SECONDS
 from tests.conftest import LiveServer, RegisteredClient
+from tests.support.waiting import wait_until
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+#: The contract: a registry change (a client disabled or deleted, a secret rotated) reaches
+#: every worker within 2 seconds.
+REGISTRY_CHANGE_SECONDS = 2.0
 
 CreateClient = Callable[..., RegisteredClient]
 
 
-def let_workers_see_registry_changes() -> None:
-    """Wait out the workers' client cache: a registry change counts after its maximum age,
-    within the contract's 2 seconds."""
-    time.sleep(MAX_AGE_SECONDS)
+def once_workers_see_registry_changes(observed: Callable[[], object], what: str) -> None:
+    """Wait until ``observed()`` is true: the effect of a registry change seen through the
+    server, whose workers keep client registrations for a moment. Fails naming ``what`` if
+    the change takes longer than the contract's 2 seconds to count."""
+    wait_until(observed, REGISTRY_CHANGE_SECONDS, what)
 
 
 def issue_token(

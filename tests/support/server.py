@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +17,7 @@ import requests
 
 from tests.support.cli import AUTHSERVER, run_to_exit
 from tests.support.postgres import free_port
+from tests.support.waiting import poll, wait_until
 
 STARTUP_TIMEOUT_SECONDS = 30
 STOP_DEADLINE_SECONDS = 10
@@ -62,26 +62,28 @@ class Server:
         return self.stderr_path.read_text(errors="replace")
 
     def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"serve exited with {self.process.returncode}:\n{self.stderr()}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
+                return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
             except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"/healthz not up within {STARTUP_TIMEOUT_SECONDS}s:\n{self.stderr()}")
+                return False
+
+        wait_until(
+            healthy, STARTUP_TIMEOUT_SECONDS, "/healthz up", interval=0.1, detail=self.stderr
+        )
 
     def kill(self) -> None:
         """Teardown: stop the whole process group (master and workers), whatever state it is in."""
         if group_alive(self.process.pid):
             os.killpg(self.process.pid, signal.SIGINT)
-            deadline = time.monotonic() + STOP_DEADLINE_SECONDS
-            while group_alive(self.process.pid) and time.monotonic() < deadline:
-                self.process.poll()
-                time.sleep(0.05)
+
+            def stopped() -> bool:
+                self.process.poll()  # reaps the master once it exits
+                return not group_alive(self.process.pid)
+
+            poll(stopped, STOP_DEADLINE_SECONDS)
             if group_alive(self.process.pid):
                 os.killpg(self.process.pid, signal.SIGKILL)
         try:
