@@ -7,7 +7,7 @@ Ours rather than pytest-postgresql's ``postgresql_proc``, which does not serve h
   once; this helper runs the server binaries as the ``postgres`` account (``runuser``).
 - tests/test_database_faults.py stops the server mid-test and starts it again on the same
   port and data (``pause``/``resume``).
-- ``make reliability`` (tests/reliability_report.py, tests/hostile_report.py) starts the
+- ``make reliability`` (deploy/reliability/) starts the
   server outside pytest, from plain Python.
 
 Missing server binaries raise (the tests needing them error, they never skip): .ci/run
