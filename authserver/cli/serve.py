@@ -19,6 +19,7 @@ from authserver.config import PROMETHEUS_MULTIPROC_ENV, SHARED_COUNTERS_ENV
 from authserver.extensions import db
 from authserver.http.routes import TOKEN
 from authserver.json_logs import configure_json_logs
+from authserver.schema import schema_behind
 from authserver.security import shared_counters
 from authserver.services import registry
 from authserver.services.keys import ensure_signing_key
@@ -36,6 +37,7 @@ from authserver.services.keys import ensure_signing_key
 def command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API."""
     settings = current_settings()
+    _require_current_schema()
     configure_json_logs("authserver.access")
     created = ensure_signing_key(settings)
     if created:
@@ -54,6 +56,15 @@ def command(host: str, port: int, workers: int | None) -> None:
         from authserver.cli import granian_app  # the HTTP server: only when serving
 
         granian_app.serve(host, port, workers or os.cpu_count() or 1)
+
+
+def _require_current_schema() -> None:
+    """Refuse to serve a database ``db upgrade`` has not brought to this version, with one
+    line now, rather than with a failed query on the first request."""
+    with app_context() as app:
+        behind = schema_behind(app)
+    if behind is not None:
+        raise click.ClickException(f"{behind}: run `authserver db upgrade` first")
 
 
 @contextmanager
