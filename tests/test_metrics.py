@@ -66,3 +66,11 @@ def test_metrics_report_the_signing_key_age(
 ) -> None:
     age = scrape(http, live_server)[("authserver_signing_key_age_seconds", ())]
     assert 0 <= age < 24 * 3600
+
+
+def test_metrics_say_the_counter_storage_answers(
+    http: requests.Session, live_server: LiveServer
+) -> None:
+    """1 while the failed-authentication counters answer (the outage case, 0, is shown with a
+    Redis that stops answering in test_ratelimit_storage_outage.py)."""
+    assert scrape(http, live_server)[("authserver_ratelimit_storage_up", ())] == 1

@@ -59,7 +59,7 @@ def init_app(app: Flask, served: Served) -> None:
     views: dict[str, Callable[[], Response]] = {
         routes.LIVENESS.handler: health.liveness,
         routes.READINESS.handler: health.Readiness(served.keys),
-        routes.METRICS.handler: metrics.MetricsPage(served.keys),
+        routes.METRICS.handler: metrics.MetricsPage(served.keys, served.failure_limiter),
         routes.OPENAPI.handler: openapi.openapi,
     }
     unbound = {route.handler for route in routes.ROUTES} - handlers.keys() - views.keys()

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from authserver.config import PROMETHEUS_MULTIPROC_ENV
 from authserver.http.routes import TOKEN
+from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 
 TOKENS_ISSUED = Counter("authserver_tokens_issued", "Access tokens issued.")
@@ -77,12 +78,31 @@ class SigningKeyCollector(Collector):
         yield gauge
 
 
-class MetricsPage:
-    """The scrape: every worker's samples (or this process's) and this worker's key age."""
+class CounterStorageCollector(Collector):
+    """Whether this worker's failed-authentication counters answer (1) or the limits are off
+    because their storage (Redis) does not (0), as this worker last found it."""
 
-    def __init__(self, keys: KeyRingLoader) -> None:
+    def __init__(self, limiter: FailureLimiter) -> None:
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "authserver_ratelimit_storage_up",
+            "1 while the failed-authentication counter storage answers, 0 while the limits "
+            "are off because it does not.",
+            value=1 if self._limiter.storage_up else 0,
+        )
+
+
+class MetricsPage:
+    """The scrape: every worker's samples (or this process's), and this worker's key age and
+    counter storage state."""
+
+    def __init__(self, keys: KeyRingLoader, limiter: FailureLimiter | None) -> None:
         self._local = CollectorRegistry()
         self._local.register(SigningKeyCollector(keys))
+        if limiter is not None:
+            self._local.register(CounterStorageCollector(limiter))
 
     def __call__(self) -> Response:
         if os.environ.get(PROMETHEUS_MULTIPROC_ENV):

@@ -37,6 +37,10 @@ from authserver.security.shared_counters import SharedCounters
 
 log = logging.getLogger(__name__)
 
+#: The longest a request waits on a Redis that refuses or hangs, connecting or answering: the
+#: limits then fail open for that request instead of holding it (a hung Redis held each
+#: request about 9 s). An operator's own ``socket_timeout=`` in the URL's query wins.
+REDIS_SOCKET_TIMEOUT_SECONDS = 0.5
 PER_CLIENT = RateLimitItemPerMinute(10)
 PER_ADDRESS = RateLimitItemPerMinute(50)
 #: How many bits of an IPv6 address name one source (RFC 6177: a /64 per end site at least).
@@ -69,8 +73,14 @@ class LimitsCounters:
     """Any other storage the ``limits`` library knows (Redis): shared between instances."""
 
     def __init__(self, storage_url: str) -> None:
+        options: dict[str, float] = {}
+        if urlsplit(storage_url).scheme.startswith("redis"):
+            options = {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+            }
         try:
-            storage = storage_from_string(storage_url)
+            storage = storage_from_string(storage_url, **options)
         except Exception as exc:  # the library raises several types for a bad URL
             raise ConfigError(f"AUTHSERVER_RATELIMIT_STORAGE_URL is not usable ({exc})") from None
         self._limiter = MovingWindowRateLimiter(storage)
@@ -96,6 +106,8 @@ class FailureLimiter:
     ) -> None:
         """``shared_file``: the table ``authserver serve`` made for its workers (memory only)."""
         self._counters: Counters
+        #: False from a storage failure until the storage answers again (the outage).
+        self.storage_up = True
         if urlsplit(storage_url).scheme == "memory":
             self._counters = SharedMemoryCounters(SharedCounters(shared_file, clock=clock))
         else:
@@ -104,34 +116,52 @@ class FailureLimiter:
     def address_retry_after(self, address: str) -> int | None:
         """Seconds until ``address`` may try again, or None while it is under its limit."""
         try:
-            return self._counters.retry_after(PER_ADDRESS, "address", source_key(address))
+            wait = self._counters.retry_after(PER_ADDRESS, "address", source_key(address))
         except Exception:  # whatever the storage raises; see _storage_failed
-            return self._storage_failed()
+            self._storage_failed()
+            return None
+        self._storage_answered()
+        return wait
 
     def client_retry_after(self, client_id: str) -> int | None:
         """Seconds until ``client_id`` is unlocked, or None while it is under its limit."""
         try:
-            return self._counters.retry_after(PER_CLIENT, "client", client_id)
+            wait = self._counters.retry_after(PER_CLIENT, "client", client_id)
         except Exception:  # whatever the storage raises; see _storage_failed
-            return self._storage_failed()
+            self._storage_failed()
+            return None
+        self._storage_answered()
+        return wait
 
     def record_failure(self, client_id: str | None, address: str) -> int | None:
         """Count one failed authentication from ``address`` and, unless None, for ``client_id``;
         seconds to wait if that id was already locked (the answer is 429, not 401), else None."""
         try:
             self._counters.hit(PER_ADDRESS, "address", source_key(address))
-            if client_id is None:
-                return None
-            return self._counters.hit(PER_CLIENT, "client", client_id)
+            wait = (
+                None if client_id is None else self._counters.hit(PER_CLIENT, "client", client_id)
+            )
         except Exception:  # whatever the storage raises; see _storage_failed
-            return self._storage_failed()
+            self._storage_failed()
+            return None
+        self._storage_answered()
+        return wait
 
-    @staticmethod
-    def _storage_failed() -> None:
+    def _storage_failed(self) -> None:
         """With the counter store (Redis) unreachable the limits are off, not the server:
-        clients with the right secret keep getting tokens, and the failure is logged."""
-        log.warning("failed-authentication limits unavailable: the counter storage failed")
-        return None
+        clients with the right secret keep getting tokens. Said once per outage, when it
+        starts, not once per request (which filled the log while it lasted)."""
+        if self.storage_up:
+            self.storage_up = False
+            log.warning(
+                "failed-authentication limits off: the counter storage does not answer; "
+                "they come back when it does"
+            )
+
+    def _storage_answered(self) -> None:
+        if not self.storage_up:
+            self.storage_up = True
+            log.warning("failed-authentication limits back: the counter storage answers again")
 
 
 @functools.lru_cache(maxsize=4096)
