@@ -37,13 +37,16 @@ from authserver.services.keys import ensure_signing_key
 def command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API."""
     settings = current_settings()
-    _require_current_schema()
+    with app_context() as app:
+        # Refused here with one line, rather than with a failed query on the first request.
+        behind = schema_behind(app)
+        if behind is not None:
+            raise click.ClickException(f"{behind}: run `authserver db upgrade` first")
+        client_count = registry.count_clients(db.session())
     configure_json_logs("authserver.access")
     created = ensure_signing_key(settings)
     if created:
         click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
-    with app_context():
-        client_count = registry.count_clients(db.session())
     _check_port_free(host, port)
     base_url = f"http://{_display_host(host)}:{port}"
     if client_count == 0:
@@ -56,15 +59,6 @@ def command(host: str, port: int, workers: int | None) -> None:
         from authserver.cli import granian_app  # the HTTP server: only when serving
 
         granian_app.serve(host, port, workers or os.cpu_count() or 1)
-
-
-def _require_current_schema() -> None:
-    """Refuse to serve a database ``db upgrade`` has not brought to this version, with one
-    line now, rather than with a failed query on the first request."""
-    with app_context() as app:
-        behind = schema_behind(app)
-    if behind is not None:
-        raise click.ClickException(f"{behind}: run `authserver db upgrade` first")
 
 
 @contextmanager
