@@ -7,6 +7,7 @@ turns it into one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,17 @@ MAX_REQUEST_BODY_TIMEOUT = 300
 #: Set by ``authserver serve`` for its workers (not an operator setting): the file through
 #: which all workers of one instance share their failed-authentication counters.
 SHARED_COUNTERS_ENV = "AUTHSERVER_SHARED_COUNTERS_FILE"
+#: Where signing keys live: a folder on each host, or the database all instances share.
+KEY_STORES = ("files", "database")
+#: The database key store encrypts every private key under the passphrase; anything shorter
+#: than this is too easy to guess offline from a stolen database dump.
+MIN_DATABASE_PASSPHRASE_LENGTH = 16
+#: How long a worker keeps issuing tokens from registrations it read before the database
+#: became unreachable (seconds), and the longest that may be configured (a week).
+DEFAULT_DATABASE_OUTAGE_GRACE = 900
+MAX_DATABASE_OUTAGE_GRACE = 7 * 86_400
+
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,10 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     issuer: str = DEFAULT_ISSUER
     keys_dir: Path = Path("keys")
+    key_store: str = "files"
     key_passphrase: str | None = field(default=None, repr=False)
+    #: Tried on keys the passphrase does not open, so it can change without downtime.
+    key_passphrase_previous: str | None = field(default=None, repr=False)
     access_token_ttl: int = 1800
     #: Empty means the issuer (resolved on construction, so ``Settings(issuer=...)`` works).
     default_audience: str = ""
@@ -64,10 +79,15 @@ class Settings:
     signing_alg: str = DEFAULT_ALG
     rsa_bits: int = 2048
     key_rotation_days: int | None = None
+    #: Proxies in front, by count (the Nth X-Forwarded-For entry from the right is the
+    #: client) or, when ``trusted_proxy_networks`` is set, by address.
     trusted_proxies: int = 0
+    #: X-Forwarded-* is believed only from peers in these networks.
+    trusted_proxy_networks: tuple[ProxyNetwork, ...] = ()
     ratelimit_enabled: bool = True
     ratelimit_storage_url: str = "memory://"
     request_body_timeout: int = DEFAULT_REQUEST_BODY_TIMEOUT
+    database_outage_grace: int = DEFAULT_DATABASE_OUTAGE_GRACE
 
     def __post_init__(self) -> None:
         if not self.default_audience:
@@ -78,6 +98,15 @@ class Settings:
             raise ConfigError(
                 f"AUTHSERVER_KEY_PROPAGATION_DELAY ({self.key_propagation_delay}) must be at "
                 f"least AUTHSERVER_JWKS_MAX_AGE ({self.jwks_max_age})"
+            )
+        if self.key_store == "database" and (
+            self.key_passphrase is None or len(self.key_passphrase) < MIN_DATABASE_PASSPHRASE_LENGTH
+        ):
+            # Every instance reads the private keys from the shared database: they must be
+            # encrypted there, under a secret that is not in the database.
+            raise ConfigError(
+                "AUTHSERVER_KEY_STORE=database needs AUTHSERVER_KEY_PASSPHRASE (or _FILE) of at "
+                f"least {MIN_DATABASE_PASSPHRASE_LENGTH} characters"
             )
 
     @classmethod
@@ -95,6 +124,12 @@ class Settings:
         passphrase = _key_passphrase(env)
         if passphrase is not None:
             values["key_passphrase"] = passphrase
+        proxies = values.pop("trusted_proxies", 0)
+        if isinstance(proxies, tuple):
+            values["trusted_proxy_networks"] = proxies
+            values["trusted_proxies"] = 0
+        else:
+            values["trusted_proxies"] = proxies
         return cls(**values)
 
 
@@ -182,16 +217,17 @@ def _issuer(name: str, raw: str) -> str:
     return _url(name, raw).rstrip("/")
 
 
-def _at_most(maximum: int, unit: str = "seconds") -> Callable[[str, str], int]:
-    """A whole number of ``unit`` from 1 to ``maximum``."""
+def _at_most(maximum: int, unit: str = "seconds", minimum: int = 1) -> Callable[[str, str], int]:
+    """A whole number of ``unit`` from ``minimum`` (1 unless said) to ``maximum``."""
 
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a whole number of {unit}, got {raw!r}") from None
-        if value <= 0:
-            raise ConfigError(f"{name} must be greater than 0, got {value}")
+        if value < minimum:
+            bound = "greater than 0" if minimum == 1 else f"at least {minimum}"
+            raise ConfigError(f"{name} must be {bound}, got {value}")
         if value > maximum:
             raise ConfigError(f"{name} must be at most {maximum}, got {value}")
         return value
@@ -216,10 +252,24 @@ def _on_off(name: str, raw: str) -> bool:
     return _one_of("on", "off")(name, raw) == "on"
 
 
-def _non_negative_int(name: str, raw: str) -> int:
-    if not raw.isdigit():
-        raise ConfigError(f"{name} must be a whole number (0 or more), got {raw!r}")
-    return int(raw)
+def _trusted_proxies(name: str, raw: str) -> int | tuple[ProxyNetwork, ...]:
+    """A number of proxies, or the proxies' addresses and networks, comma-separated.
+
+    Addresses are the safer form: with a count, a client that reaches an instance directly
+    chooses its own address for the failed-authentication limits.
+    """
+    if raw.isdigit():
+        return int(raw)
+    networks = []
+    for item in raw.split(","):
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a number of proxies or a comma-separated list of their "
+                f"addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), got {item.strip()!r}"
+            ) from None
+    return tuple(networks)
 
 
 def _text(name: str, raw: str) -> str:
@@ -236,6 +286,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AUTHSERVER_DATABASE_URL": ("database_url", _database_url),
     "AUTHSERVER_ISSUER": ("issuer", _issuer),
     "AUTHSERVER_KEYS_DIR": ("keys_dir", _path),
+    "AUTHSERVER_KEY_STORE": ("key_store", _one_of(*KEY_STORES)),
+    "AUTHSERVER_KEY_PASSPHRASE_PREVIOUS": ("key_passphrase_previous", _text),
     "AUTHSERVER_ACCESS_TOKEN_TTL": ("access_token_ttl", _at_most(MAX_ACCESS_TOKEN_TTL)),
     "AUTHSERVER_DEFAULT_AUDIENCE": ("default_audience", _url),
     "AUTHSERVER_JWKS_MAX_AGE": ("jwks_max_age", _at_most(MAX_JWKS_MAX_AGE)),
@@ -246,11 +298,16 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AUTHSERVER_SIGNING_ALG": ("signing_alg", _one_of(*SUPPORTED_ALGS)),
     "AUTHSERVER_RSA_BITS": ("rsa_bits", _rsa_bits),
     "AUTHSERVER_KEY_ROTATION_DAYS": ("key_rotation_days", _at_most(MAX_KEY_ROTATION_DAYS, "days")),
-    "AUTHSERVER_TRUSTED_PROXIES": ("trusted_proxies", _non_negative_int),
+    "AUTHSERVER_TRUSTED_PROXIES": ("trusted_proxies", _trusted_proxies),
     "AUTHSERVER_RATELIMIT": ("ratelimit_enabled", _on_off),
     "AUTHSERVER_RATELIMIT_STORAGE_URL": ("ratelimit_storage_url", _text),
     "AUTHSERVER_REQUEST_BODY_TIMEOUT": (
         "request_body_timeout",
         _at_most(MAX_REQUEST_BODY_TIMEOUT),
+    ),
+    "AUTHSERVER_DATABASE_OUTAGE_GRACE": (
+        "database_outage_grace",
+        # 0: no outage mode, every token request needs the database.
+        _at_most(MAX_DATABASE_OUTAGE_GRACE, minimum=0),
     ),
 }
