@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format reliability bench clean
+.PHONY: run test lint format reliability bench cluster-test clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/authserver db upgrade
@@ -26,6 +26,11 @@ reliability: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m deploy.bench
+
+# The multi-host test (docs/deploy.md): three hosts, PostgreSQL, Redis and HAProxy, from the
+# files in deploy/; needs root for network namespaces (else loopback addresses, said).
+cluster-test: $(VENV)/.installed-test
+	$(BIN)/python -m deploy.cluster
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
