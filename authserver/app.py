@@ -4,11 +4,11 @@ objects and HTTP layer."""
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authserver.config import MAX_BODY_BYTES, Settings
 from authserver.database import flask_sqlalchemy_config
 from authserver.extensions import db
+from authserver.http.forwarded import behind_proxies
 
 
 def create_app(settings: Settings | None = None, *, with_http: bool = True) -> Flask:
@@ -32,10 +32,6 @@ def create_app(settings: Settings | None = None, *, with_http: bool = True) -> F
         runtime = Runtime.build(settings)
         runtime.attach(app)
         init_app(app, runtime)
-    if settings.trusted_proxies:
-        # Behind N proxies, the client's address (for the failed-authentication limits and
-        # the logs) is the Nth X-Forwarded-For entry from the right; never trusted otherwise.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
-        )
+    # The client's address counts for the failed-authentication limits and the logs.
+    app.wsgi_app = behind_proxies(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
     return app
