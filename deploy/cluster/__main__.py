@@ -85,11 +85,14 @@ def render(rows: list[Row], notes: list[str], started_at: datetime, seconds: flo
         + "; ".join(notes)
         + ".",
         "",
-        "| scenario | requests | failures | max latency | verdict |",
+        "| scenario | requests | failures | max latency: client / instance | verdict |",
         "|---|---:|---:|---:|---|",
     ]
     for row in rows:
-        latency = "-" if row.max_latency is None else f"{row.max_latency:.2f} s"
+        latency = " / ".join(
+            "-" if seconds is None else f"{seconds:.2f} s"
+            for seconds in (row.max_latency, row.server_max_latency)
+        )
         verdict = "pass" if row.passed else "**FAIL**"
         lines.append(
             f"| {row.scenario} | {row.requests} | {row.failures} | {latency} | {verdict} |"

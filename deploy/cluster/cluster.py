@@ -141,6 +141,24 @@ class Cluster:
         response.raise_for_status()
         return sorted(key["kid"] for key in response.json()["keys"])
 
+    def log_sizes(self) -> list[int]:
+        """Where each instance's log ends now (see :meth:`longest_token_request`)."""
+        return [_size(instance.files.root / "serve.log") for instance in self.instances]
+
+    def longest_token_request(self, since: list[int]) -> float:
+        """The longest any instance spent on one token request (its access log's
+        ``duration_ms``, so without the time a request queued for a busy worker) in what the
+        instances logged after ``since``."""
+        longest = 0.0
+        for instance, offset in zip(self.instances, since, strict=True):
+            with (instance.files.root / "serve.log").open("rb") as log:
+                log.seek(offset)
+                for line in log:
+                    if b'"event":"http.request"' in line and b'"/oauth2/token"' in line:
+                        duration = json.loads(line).get("duration_ms", 0.0)
+                        longest = max(longest, float(duration) / 1000)
+        return longest
+
     def logs(self) -> str:
         """What the instances logged besides requests and issued tokens (the last lines)."""
         parts = []
@@ -154,6 +172,10 @@ class Cluster:
                 ]
                 parts += [f"--- {instance.host.name}", *lines[-LOG_LINES_SHOWN:]]
         return "\n".join(parts)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def finished(processes: list[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:

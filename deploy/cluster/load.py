@@ -31,6 +31,8 @@ class Tally:
     requests: int = 0
     failures: int = 0
     max_latency: float = 0.0
+    #: The longest an instance itself spent on one of these requests (from its access log).
+    server_max_latency: float | None = None
     kids: Counter[str] = field(default_factory=Counter)
     failure_kinds: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

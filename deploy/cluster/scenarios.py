@@ -23,11 +23,14 @@ from tests.support.waiting import poll
 #: Contract: a change on any host reaches every instance within 2 s; the test's poll adds up
 #: to one interval (50 ms) and the request's own time.
 PROPAGATION_BOUND = 2.0 + 0.5
-#: Contract: no request waits more than 2 s for the database (plus the balancer hop and a
-#: loaded 2-core machine's scheduling).
-DATABASE_WAIT_BOUND = 2.0 + 0.5
-#: Contract: a Redis that refuses or hangs costs a request at most 0.5 s.
-REDIS_WAIT_BOUND = 0.5 + 0.5
+#: Contract: no request waits more than 2 s for the database. Checked on what the instances
+#: spent on each request (their access log), with a margin for a loaded 2-core machine.
+DATABASE_WAIT_BOUND = 2.0 + 0.25
+#: Contract: a Redis that refuses or hangs costs a request at most 0.5 s (same margin).
+REDIS_WAIT_BOUND = 0.5 + 0.25
+#: What a client may wait in any outage, through the balancer: a worker answers one request
+#: at a time, so a request may queue behind one that is waiting out its 2 s.
+CLIENT_WAIT_BOUND = 2 * DATABASE_WAIT_BOUND
 POSTGRES_OUTAGE_SECONDS = 30.0
 SHORT_OUTAGE_SECONDS = 5.0
 LEAD_IN_SECONDS = 1.0
@@ -48,6 +51,8 @@ class Row:
     max_latency: float | None
     passed: bool
     details: list[str] = field(default_factory=list)
+    #: The longest an instance spent on one of the requests (None: not measured).
+    server_max_latency: float | None = None
 
 
 @dataclass
@@ -172,9 +177,10 @@ def redis_stopped(cluster: Cluster, clients: Clients) -> Row:
     limit_after = _limit_holds(cluster, clients.limited[1])
     details = [
         f"per-client limit before: {limit_before}; after Redis is back: {limit_after}",
+        *_wait_lines(tally, REDIS_WAIT_BOUND),
         *_failure_lines(tally),
     ]
-    passed = tally.failures == 0 and tally.max_latency <= REDIS_WAIT_BOUND
+    passed = tally.failures == 0 and _waits_within(tally, REDIS_WAIT_BOUND)
     passed = passed and limit_before == limit_after == "429 at attempt 11"
     return _row(f"Redis stopped {SHORT_OUTAGE_SECONDS:.0f} s", tally, passed, details)
 
@@ -188,8 +194,12 @@ def redis_hung(cluster: Cluster, clients: Clients) -> Row:
         lambda: wake(hung),
     )
     limit_after = _limit_holds(cluster, clients.limited[2])
-    details = [f"per-client limit after Redis wakes: {limit_after}", *_failure_lines(tally)]
-    passed = tally.failures == 0 and tally.max_latency <= REDIS_WAIT_BOUND
+    details = [
+        f"per-client limit after Redis wakes: {limit_after}",
+        *_wait_lines(tally, REDIS_WAIT_BOUND),
+        *_failure_lines(tally),
+    ]
+    passed = tally.failures == 0 and _waits_within(tally, REDIS_WAIT_BOUND)
     passed = passed and limit_after == "429 at attempt 11"
     return _row(f"Redis hung (SIGSTOP) {SHORT_OUTAGE_SECONDS:.0f} s", tally, passed, details)
 
@@ -202,8 +212,8 @@ def postgres_hung(cluster: Cluster, clients: Clients) -> Row:
         lambda: hung.extend(cluster.postgres.hang()),
         lambda: wake(hung),
     )
-    details = [f"max latency bound {DATABASE_WAIT_BOUND} s", *_failure_lines(tally)]
-    passed = tally.failures == 0 and tally.max_latency <= DATABASE_WAIT_BOUND
+    details = [*_wait_lines(tally, DATABASE_WAIT_BOUND), *_failure_lines(tally)]
+    passed = tally.failures == 0 and _waits_within(tally, DATABASE_WAIT_BOUND)
     return _row(f"PostgreSQL hung (SIGSTOP) {SHORT_OUTAGE_SECONDS:.0f} s", tally, passed, details)
 
 
@@ -238,10 +248,12 @@ def postgres_stopped(cluster: Cluster, clients: Clients) -> Row:
         f"unseen client during the outage: {seen.unseen}",
         f"/readyz during the outage: {seen.readiness}; balancer: {seen.balancer}",
         f"after: unseen client gets a token: {bool(recovered)}; /readyz {ready_after}",
+        *_wait_lines(tally, DATABASE_WAIT_BOUND),
         *_failure_lines(tally),
     ]
     passed = (
         tally.failures == 0
+        and _waits_within(tally, DATABASE_WAIT_BOUND)
         and seen.unseen_refused
         and len(seen.readiness) == len(cluster.instances)
         and all(r == "200 unreachable" for r in seen.readiness)
@@ -263,8 +275,16 @@ def instance_killed(cluster: Cluster, clients: Clients) -> Row:
     tally = _under_outage(
         cluster, clients, victim.kill_hard, lambda: None, seconds=8.0, meanwhile=watch
     )
-    details = [f"balancer after the kill: {states}", *_failure_lines(tally)]
-    passed = tally.failures == 0 and states.get("auth3") == "DOWN"
+    details = [
+        f"balancer after the kill: {states}",
+        *_wait_lines(tally, DATABASE_WAIT_BOUND),
+        *_failure_lines(tally),
+    ]
+    passed = (
+        tally.failures == 0
+        and _waits_within(tally, DATABASE_WAIT_BOUND)
+        and states.get("auth3") == "DOWN"
+    )
     return _row("one instance killed (SIGKILL)", tally, passed, details)
 
 
@@ -291,6 +311,7 @@ def _under_outage(
     """Load from every known client through the balancer, around an outage of ``seconds``."""
     with Load(cluster.url, [c.auth for c in clients.known], cluster.verifier, _ca(cluster)) as load:
         time.sleep(LEAD_IN_SECONDS)
+        logged = cluster.log_sizes()
         began = time.monotonic()
         begin()
         try:
@@ -301,6 +322,7 @@ def _under_outage(
         finally:
             end()
         time.sleep(LEAD_IN_SECONDS)
+    load.tally.server_max_latency = cluster.longest_token_request(logged)
     return load.tally
 
 
@@ -347,9 +369,30 @@ def _ca(cluster: Cluster) -> str:
     return str(cluster.balancer.certificate)
 
 
+def _waits_within(tally: Tally, server_bound: float) -> bool:
+    server = tally.server_max_latency
+    return tally.max_latency <= CLIENT_WAIT_BOUND and server is not None and server <= server_bound
+
+
+def _wait_lines(tally: Tally, server_bound: float) -> list[str]:
+    server = "-" if tally.server_max_latency is None else f"{tally.server_max_latency:.2f} s"
+    return [
+        f"longest request: {tally.max_latency:.2f} s at the client (bound {CLIENT_WAIT_BOUND} s), "
+        f"{server} in an instance (bound {server_bound} s)"
+    ]
+
+
 def _failure_lines(tally: Tally) -> list[str]:
     return [f"failure: {kind} x{count}" for kind, count in tally.failure_kinds.most_common()]
 
 
 def _row(name: str, tally: Tally, passed: bool, details: list[str]) -> Row:
-    return Row(name, tally.requests, tally.failures, tally.max_latency, passed, details)
+    return Row(
+        name,
+        tally.requests,
+        tally.failures,
+        tally.max_latency,
+        passed,
+        details,
+        tally.server_max_latency,
+    )
