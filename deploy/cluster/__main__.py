@@ -27,6 +27,21 @@ def main() -> int:
     started_at = datetime.now(UTC)
     began = time.monotonic()
     notes = [verify_unit()]
+    try:
+        rows = run_scenarios(notes)
+    except RuntimeError as exc:  # a part that cannot be set up or driven: said in one line
+        print(f"cluster-test: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        print("cluster-test: interrupted; everything it started is stopped", file=sys.stderr)  # noqa: T201
+        return 130
+    table = render(rows, notes, started_at, time.monotonic() - began)
+    print("\n".join(table))  # noqa: T201
+    record(table)
+    return 0 if all(row.passed for row in rows) else 1
+
+
+def run_scenarios(notes: list[str]) -> list[Row]:
     rows: list[Row] = []
     with Cluster() as cluster:
         notes.extend(cluster.notes)
@@ -36,16 +51,18 @@ def main() -> int:
             rows.append(_report(scenarios.first_start(cluster)))
             clients = scenarios.register(cluster)
             for scenario in scenarios.SCENARIOS:
-                rows.append(_report(scenario(cluster, clients)))
+                try:
+                    row = scenario(cluster, clients)
+                except Exception as exc:  # noqa: BLE001 - one broken scenario, not the run
+                    error = f"raised {type(exc).__name__}: {exc}"
+                    row = Row(scenario.__name__, 0, 1, None, False, [error])
+                rows.append(_report(row))
         except Exception:
             print(cluster.logs(), file=sys.stderr)  # noqa: T201
             raise
         if not all(row.passed for row in rows):
             print(cluster.logs(), file=sys.stderr)  # noqa: T201
-    table = render(rows, notes, started_at, time.monotonic() - began)
-    print("\n".join(table))  # noqa: T201
-    record(table)
-    return 0 if all(row.passed for row in rows) else 1
+    return rows
 
 
 def verify_unit() -> str:

@@ -36,7 +36,7 @@ START_SECONDS = 15
 STOP_SECONDS = 10
 
 
-class ConfigDrift(Exception):  # noqa: N818 - the name says what happened
+class ConfigDrift(RuntimeError):  # noqa: N818 - the name says what happened
     """deploy/haproxy.cfg no longer has a value the test replaces: the file and the test must
     change together, or the test would run a configuration nobody ships."""
 

@@ -95,7 +95,24 @@ def _why_no_namespaces() -> str | None:
     return None
 
 
+class AddressTaken(RuntimeError):  # noqa: N818 - the name says what happened
+    """The bridge address is already on an interface (a run killed before its clean-up?)."""
+
+
 def _make_namespaces(network: Network, count: int) -> None:
+    taken = subprocess.run(
+        ["ip", "-o", "addr", "show", "to", f"{BRIDGE_ADDRESS}/32"],
+        capture_output=True,
+        text=True,
+        timeout=IP_TIMEOUT_SECONDS,
+        check=True,
+    ).stdout.split()
+    if taken:
+        device = taken[1]
+        raise AddressTaken(
+            f"{BRIDGE_ADDRESS} is already on {device} (left by a killed run? "
+            f"`ip link del {device}` and `ip netns list`)"
+        )
     tag = f"asc{os.getpid() % 100_000}"
     bridge = f"{tag}br"
     _ip(network, ["link", "add", bridge, "type", "bridge"], ["link", "del", bridge])
