@@ -106,7 +106,9 @@ class Balancer:
         drop: tuple[str, ...] = ()
         if not _privilege_drop_possible():
             drop = PRIVILEGE_LINES
-            notes.append("HAProxy runs without its chroot and account (no `haproxy` user here)")
+            notes.append(
+                "HAProxy runs without its chroot and account (not root, or no `haproxy` user)"
+            )
         config = directory / "haproxy.cfg"
         config.write_text(render(CONFIG.read_text(), replacements, drop))
         haproxy = shutil.which("haproxy")
@@ -165,6 +167,9 @@ class Balancer:
 
 
 def _privilege_drop_possible() -> bool:
+    """Only root can chroot and change user, and only to an account and folder that exist."""
+    if os.geteuid() != 0:
+        return False
     try:
         pwd.getpwnam("haproxy")
     except KeyError:
