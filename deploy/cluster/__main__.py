@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started_at = datetime.now(UTC)
     began = time.monotonic()
-    notes = [verify_unit()]
+    notes = [verify_unit(), _load_average("before")]
     try:
         rows = run_scenarios(notes)
     except RuntimeError as exc:  # a part that cannot be set up or driven: said in one line
@@ -35,6 +36,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("cluster-test: interrupted; everything it started is stopped", file=sys.stderr)  # noqa: T201
         return 130
+    notes.append(_load_average("after"))
     table = render(rows, notes, started_at, time.monotonic() - began)
     print("\n".join(table))  # noqa: T201
     record(table)
@@ -86,6 +88,12 @@ def verify_unit() -> str:
             f"systemd-analyze verify rejects deploy/authserver.service:\n{result.stderr}"
         )
     return "systemd-analyze verify: deploy/authserver.service has no complaint"
+
+
+def _load_average(when: str) -> str:
+    """Said before and after the run: the machine's other work shows in the latencies."""
+    one, five, _ = os.getloadavg()
+    return f"load average {when}: {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def _report(row: Row) -> Row:

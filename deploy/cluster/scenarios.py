@@ -24,10 +24,12 @@ from tests.support.waiting import poll
 #: to one interval (50 ms) and the request's own time.
 PROPAGATION_BOUND = 2.0 + 0.5
 #: Contract: no request waits more than 2 s for the database. Checked on what the instances
-#: spent on each request (their access log), with a margin for a loaded 2-core machine.
-DATABASE_WAIT_BOUND = 2.0 + 0.25
+#: spent on each request (their access log). The margin is CPU time: on a shared 2-core
+#: machine (load average 7 from other work) a request with nothing to wait for took 0.45 s.
+WAIT_MARGIN = 0.5
+DATABASE_WAIT_BOUND = 2.0 + WAIT_MARGIN
 #: Contract: a Redis that refuses or hangs costs a request at most 0.5 s (same margin).
-REDIS_WAIT_BOUND = 0.5 + 0.25
+REDIS_WAIT_BOUND = 0.5 + WAIT_MARGIN
 #: What a client may wait in any outage, through the balancer: a worker answers one request
 #: at a time, so a request may queue behind one that is waiting out its 2 s.
 CLIENT_WAIT_BOUND = 2 * DATABASE_WAIT_BOUND
