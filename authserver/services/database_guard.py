@@ -3,8 +3,9 @@
 
 Server-side timeouts are not enough: a PostgreSQL that is stopped (SIGSTOP) or cut off by the
 network still has its TCP connection acknowledged by the kernel, so a query on it answers
-neither result nor error. Each call therefore runs on a small pool of the guard's own
-threads while the caller waits at most :data:`CALL_TIMEOUT_SECONDS`; a call that does not
+neither result nor error. Each call therefore runs on a thread of its own (a daemon: one that
+hangs must not hold up the worker's exit) while the caller waits at most
+:data:`CALL_TIMEOUT_SECONDS`; a call that does not
 answer in time, or fails to connect, opens the circuit. While it is open, callers are told
 :class:`DatabaseUnreachable` at once, and one call (a probe) is let through at most every
 :data:`PROBE_INTERVAL_SECONDS`, and only when no earlier call still hangs, so hung calls
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
@@ -74,7 +75,6 @@ class DatabaseGuard:
         self._in_flight = 0
         self._unreachable_since: float | None = None
         self._last_probe = 0.0
-        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="authserver-database")
 
     @property
     def unreachable_for(self) -> float | None:
@@ -90,7 +90,10 @@ class DatabaseGuard:
         as they are and leave the circuit as it was.
         """
         self._admit()
-        future = self._pool.submit(self._run, work)
+        future: Future[T] = Future()
+        threading.Thread(
+            target=self._run, args=(work, future), name="authserver-database", daemon=True
+        ).start()
         try:
             return future.result(self._timeout)
         except FutureTimeout:
@@ -108,19 +111,26 @@ class DatabaseGuard:
                 raise DatabaseUnreachable("every database call of this worker is taken")
             self._in_flight += 1
 
-    def _run(self, work: Callable[[], T]) -> T:
+    def _run(self, work: Callable[[], T], future: Future[T]) -> None:
         try:
             result = work()
         except SQLAlchemyError as exc:
             if _means_unreachable(exc):
                 self._failed(_first_line(exc))
-                raise DatabaseUnreachable(_first_line(exc)) from exc
-            raise
+                unreachable = DatabaseUnreachable(_first_line(exc))
+                unreachable.__cause__ = exc
+                future.set_exception(unreachable)
+            else:
+                future.set_exception(exc)
+            return
+        except BaseException as exc:  # noqa: BLE001 (the caller's thread raises it)
+            future.set_exception(exc)
+            return
         finally:
             with self._lock:
                 self._in_flight -= 1
         self._answered()
-        return result
+        future.set_result(result)
 
     def _failed(self, reason: str) -> None:
         with self._lock:
