@@ -42,7 +42,13 @@ class Maintenance:
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
 
     def tick(self) -> None:
-        """One round; each part fails alone, logged, and is retried next round."""
+        """One round; each part fails alone, logged, and is retried next round.
+
+        Skipped while the worker's database guard finds the database unreachable: the guard
+        has said so once, and the last-used times wait in memory for the next round.
+        """
+        if self._runtime.database.unreachable_for is not None:
+            return
         with self._app.app_context():
             self._guarded("last-used update", self._flush_usage)
             if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
