@@ -123,14 +123,13 @@ class DatabaseBackend:
         return found is not None and found.enabled
 
     def is_revoked(self, jti: str) -> bool:
-        """From this worker's copy of the deny-list, loaded on first use if no poll has yet."""
-        try:
-            if not self.revocations.loaded:
-                self.sync_revocations()
-        except DatabaseUnreachable:
-            raise _unavailable("this server has not loaded the revoked tokens yet") from None
+        """From this worker's copy of the deny-list. The revocation poll keeps it current; an
+        app without one (or whose polls failed longer than the grace) polls here first."""
         if not self.revocations.usable():
-            raise _unavailable("this server's list of revoked tokens is out of date")
+            try:
+                self.sync_revocations()
+            except DatabaseUnreachable:
+                raise _unavailable("this server's list of revoked tokens is out of date") from None
         return self.revocations.is_revoked(jti)
 
     def sync_revocations(self) -> None:

@@ -75,7 +75,7 @@ def test_the_first_poll_loads_everything_and_later_ones_ask_since_the_last_minus
 ) -> None:
     table.revoke("jti-1")
     revoked = revocation_list(table, clock)
-    assert not revoked.loaded
+    assert not revoked.usable()
     revoked.sync(table.fetch)
     assert revoked.is_revoked("jti-1")
     assert not revoked.is_revoked("jti-2")

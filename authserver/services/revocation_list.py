@@ -51,10 +51,6 @@ class RevocationList:
         self._synced_from: datetime | None = None
         self._reloaded_at: float | None = None
 
-    @property
-    def loaded(self) -> bool:
-        return self._synced_at is not None
-
     def usable(self) -> bool:
         """Loaded, and polled successfully within the outage grace."""
         synced_at = self._synced_at
