@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None, *, with_http: bool = True) -> F
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        flask_sqlalchemy_config(settings.database_url),
+        flask_sqlalchemy_config(settings.database_url, serving=with_http),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         AUTHSERVER_SETTINGS=settings,
     )

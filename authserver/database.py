@@ -12,15 +12,21 @@ from authserver.errors import ConfigError
 from authserver.security import owner_only
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: libpq's limit for establishing a connection (whole seconds; the contract's 2 s bound).
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 2
+#: The serving app's limit for one statement: the server gives up on a query no request
+#: still waits for (the request's own wait is bounded by ``services.database_guard``).
+POSTGRES_STATEMENT_TIMEOUT_MS = 1500
 #: What SQLite keeps beside the database file while it works (WAL, shared memory, rollback).
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-def flask_sqlalchemy_config(database_url: str) -> dict[str, object]:
-    """The Flask-SQLAlchemy settings for ``database_url``."""
+def flask_sqlalchemy_config(database_url: str, *, serving: bool = False) -> dict[str, object]:
+    """The Flask-SQLAlchemy settings for ``database_url``; ``serving``: for the server's
+    workers, whose statements are time-limited (not the CLI's, whose migrations may be long)."""
     return {
         "SQLALCHEMY_DATABASE_URI": database_uri(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, serving=serving),
     }
 
 
@@ -59,11 +65,20 @@ def _prepare_sqlite_file(path: Path) -> None:
         owner_only.tighten(file, "the database file")
 
 
-def _engine_options(database_url: str) -> dict[str, object]:
-    if make_url(database_url).get_backend_name() == "sqlite":
+def _engine_options(database_url: str, *, serving: bool) -> dict[str, object]:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
         return {}
+    # These replace the URL's own parameters of the same name, so they extend them instead.
+    connect_args: dict[str, object] = {
+        "connect_timeout": url.query.get("connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS)
+    }
+    if serving:
+        given = url.query.get("options", "")
+        timeout = f"-c statement_timeout={POSTGRES_STATEMENT_TIMEOUT_MS}"
+        connect_args["options"] = f"{timeout} {given}".strip()
     # Reconnect transparently after the database restarts instead of failing one request.
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "connect_args": connect_args}
 
 
 @event.listens_for(Engine, "connect")

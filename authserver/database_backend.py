@@ -1,31 +1,57 @@
 """The OAuth layer's :class:`~authserver.oauth.backend.Backend`, built on the database, the
 key ring, the failure limits and the audit log: the one place where the protocol code meets
-storage, so neither imports the other."""
+storage, so neither imports the other.
+
+Every database call goes through the worker's :class:`DatabaseGuard`, so none waits more
+than its timeout; while the database is unreachable, what the worker last read answers
+(within the outage grace) and anything else is a 503 ``temporarily_unavailable``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from authserver.audit import audit_event
 from authserver.extensions import db
 from authserver.http.request_ids import current_request_id
 from authserver.oauth.clients import OAuthClient
+from authserver.oauth.errors import TemporarilyUnavailableError
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
 from authserver.security.secrets import RememberingVerifier, unless_locked
 from authserver.services import registrations, revocations
+from authserver.services.database_guard import (
+    RETRY_AFTER_SECONDS,
+    DatabaseGuard,
+    DatabaseUnreachable,
+    in_session,
+)
 from authserver.services.key_retention import RetentionCache
 from authserver.services.registration_cache import RegistrationCache
 from authserver.services.registrations import Registration
+from authserver.services.revocation_list import RevocationList
 from authserver.services.usage import UsageRecorder
 
+T = TypeVar("T")
 
-def _load_registration(client_id: str) -> Registration | None:
-    return registrations.registration(db.session(), client_id)
+
+def read_through(database: DatabaseGuard, work: Callable[[Session], T]) -> T:
+    """``work`` in a session of its own, through the guard; the engine is the current app's
+    (read here, in the caller's app context: the guard's threads have none)."""
+    return database.call(in_session(db.engine, work))
+
+
+def _unavailable(why: str) -> TemporarilyUnavailableError:
+    return TemporarilyUnavailableError(
+        f"The database is unreachable and {why}; retry shortly.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def _oauth_client(found: Registration) -> OAuthClient:
@@ -39,23 +65,41 @@ def _oauth_client(found: Registration) -> OAuthClient:
 
 @dataclass(frozen=True)
 class DatabaseBackend:
-    """One worker's backend; the caller provides the Flask app context (the session)."""
+    """One worker's backend; the caller provides the Flask app context (the engine)."""
 
     keys: KeyRingLoader
     retention: RetentionCache
     usage: UsageRecorder
     failure_limiter: FailureLimiter | None
-    registrations: RegistrationCache = field(
-        default_factory=lambda: RegistrationCache(_load_registration)
-    )
+    database: DatabaseGuard
+    revocations: RevocationList
+    registrations: RegistrationCache = field(init=False)
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
+    outage_grace: float = 0.0
+
+    def __post_init__(self) -> None:
+        cache = RegistrationCache(self._load_registration, outage_grace=self.outage_grace)
+        object.__setattr__(self, "registrations", cache)
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        return read_through(self.database, work)
+
+    def _load_registration(self, client_id: str) -> Registration | None:
+        return self.read(lambda session: registrations.registration(session, client_id))
+
+    def _registration(self, client_id: str) -> Registration | None:
+        try:
+            return self.registrations.get(client_id)
+        except DatabaseUnreachable:
+            raise _unavailable("this server has not seen this client recently") from None
 
     def verify_credentials(
         self, client_id: str, secret: str, *, locked: Callable[[], bool]
     ) -> OAuthClient | None:
+        found = self._registration(client_id)
         now = datetime.now(UTC)
         verify = unless_locked(self.verify_secret, locked)
-        found = registrations.accepted(self.registrations.get(client_id), secret, now, verify)
+        found = registrations.accepted(found, secret, now, verify)
         if found is None:
             return None
         self.usage.record(client_id, now)
@@ -75,17 +119,38 @@ class DatabaseBackend:
         return self.failure_limiter.record_failure(client_id, address)
 
     def client_is_active(self, client_id: str) -> bool:
-        found = self.registrations.get(client_id)
+        found = self._registration(client_id)
         return found is not None and found.enabled
 
     def is_revoked(self, jti: str) -> bool:
-        return revocations.is_revoked(db.session(), jti)
+        """From this worker's copy of the deny-list. The revocation poll keeps it current; an
+        app without one (or whose polls failed longer than the grace) polls here first."""
+        if not self.revocations.usable():
+            try:
+                self.sync_revocations()
+            except DatabaseUnreachable:
+                raise _unavailable("this server's list of revoked tokens is out of date") from None
+        return self.revocations.is_revoked(jti)
+
+    def sync_revocations(self) -> None:
+        """One poll of the deny-list (see :class:`RevocationList`)."""
+
+        def fetch(since: datetime | None) -> list[tuple[str, datetime]]:
+            now = datetime.now(UTC)
+            return self.read(lambda session: revocations.revoked_since(session, since, now))
+
+        self.revocations.sync(fetch)
 
     def revoke(self, jti: str, client_id: str, expires_at: datetime) -> bool:
-        newly = revocations.revoke(
-            db.session(), jti=jti, client_id=client_id, expires_at=expires_at
-        )
-        db.session.commit()
+        try:
+            newly = self.read(
+                lambda session: revocations.revoke(
+                    session, jti=jti, client_id=client_id, expires_at=expires_at
+                )
+            )
+        except DatabaseUnreachable:
+            raise _unavailable("revocations cannot be recorded") from None
+        self.revocations.add(jti, expires_at)
         return newly
 
     def record(self, event: str, *, outcome: str, client_id: str | None, **details: Any) -> None:

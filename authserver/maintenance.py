@@ -2,7 +2,9 @@
 
 - every few seconds: write the clients' ``last_used_at`` collected in memory;
 - every minute: delete hashes of expired secrets and deny-list entries of expired tokens,
-  and (with ``AUTHSERVER_KEY_ROTATION_DAYS``) stage a successor for an old signing key.
+  and (with ``AUTHSERVER_KEY_ROTATION_DAYS``) stage a successor for an old signing key;
+- on a thread of its own, twice a second: bring the worker's copy of the deny-list up to
+  date (:class:`RevocationSync`), which a slow upkeep round must not hold back.
 
 Every worker of every instance runs it, and that is safe: the writes are idempotent, and key
 rotation lets only one caller rotate a given key.
@@ -22,7 +24,9 @@ from authserver.config import Settings
 from authserver.extensions import db
 from authserver.runtime import Runtime
 from authserver.services import registry, revocations, usage
+from authserver.services.database_guard import DatabaseUnreachable
 from authserver.services.keys import rotate_if_due
+from authserver.services.revocation_list import SYNC_INTERVAL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,13 @@ class Maintenance:
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
 
     def tick(self) -> None:
-        """One round; each part fails alone, logged, and is retried next round."""
+        """One round; each part fails alone, logged, and is retried next round.
+
+        Skipped while the worker's database guard finds the database unreachable: the guard
+        has said so once, and the last-used times wait in memory for the next round.
+        """
+        if self._runtime.database.unreachable_for is not None:
+            return
         with self._app.app_context():
             self._guarded("last-used update", self._flush_usage)
             if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
@@ -52,6 +62,7 @@ class Maintenance:
                 self.tick()
                 time.sleep(USAGE_FLUSH_SECONDS)
 
+        RevocationSync(self._app).start()
         thread = threading.Thread(target=run, name="authserver-maintenance", daemon=True)
         thread.start()
         return thread
@@ -80,3 +91,36 @@ class Maintenance:
         except Exception:
             db.session.rollback()
             log.exception("%s failed; retrying next round", what)
+
+
+class RevocationSync:
+    """Keeps one app's copy of the deny-list current, so a revocation made on any instance
+    reaches this worker's introspection answers within the contract's 2 seconds."""
+
+    def __init__(self, app: Flask, interval: float = SYNC_INTERVAL_SECONDS) -> None:
+        self._app = app
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def tick(self) -> None:
+        """One poll. An unreachable database is said once per outage, by the guard."""
+        with self._app.app_context():
+            try:
+                Runtime.of(self._app).backend.sync_revocations()
+            except DatabaseUnreachable:
+                pass
+            except Exception:
+                log.exception("revocation poll failed; retrying")
+
+    def start(self) -> threading.Thread:
+        def run() -> None:
+            while not self._stopped.is_set():
+                self.tick()
+                self._stopped.wait(self._interval)
+
+        thread = threading.Thread(target=run, name="authserver-revocations", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stopped.set()

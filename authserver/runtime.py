@@ -14,15 +14,17 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from authserver.config import SHARED_COUNTERS_ENV, Settings
-from authserver.database_backend import DatabaseBackend
-from authserver.extensions import db
+from authserver.database_backend import DatabaseBackend, read_through
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
+from authserver.services import key_retention
+from authserver.services.database_guard import DatabaseGuard
 from authserver.services.key_retention import RetentionCache
 from authserver.services.keys import key_store
+from authserver.services.revocation_list import RevocationList
 from authserver.services.usage import UsageRecorder
 
 EXTENSION_NAME = "authserver"
@@ -36,12 +38,26 @@ class Runtime:
     usage: UsageRecorder
     failure_limiter: FailureLimiter | None
     oauth: AuthorizationServer
+    #: The OAuth layer's backend, whose deny-list copy the maintenance thread keeps current.
+    backend: DatabaseBackend
+
+    @property
+    def database(self) -> DatabaseGuard:
+        return self.backend.database
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         keys = KeyRingLoader(key_store(settings))
-        retention = RetentionCache(settings, db.session)
+        database = DatabaseGuard()
         usage = UsageRecorder()
+
+        def longest_ttl() -> int:
+            return read_through(
+                database,
+                lambda session: key_retention.longest_token_ttl(session, settings.access_token_ttl),
+            )
+
+        retention = RetentionCache(settings, longest_ttl)
 
         def signing_key() -> SigningKey | None:
             return keys.current().signing_key(datetime.now(UTC))
@@ -53,14 +69,23 @@ class Runtime:
             limiter = FailureLimiter(
                 settings.ratelimit_storage_url, shared_file=os.environ.get(SHARED_COUNTERS_ENV)
             )
-        backend = DatabaseBackend(keys, retention, usage, limiter)
+        grace = settings.database_outage_grace
+        backend = DatabaseBackend(
+            keys,
+            retention,
+            usage,
+            limiter,
+            database,
+            RevocationList(outage_grace=grace),
+            outage_grace=grace,
+        )
         oauth = AuthorizationServer(
             backend,
             generator,
             issuer=settings.issuer,
             default_audience=settings.default_audience,
         )
-        return cls(settings, keys, retention, usage, limiter, oauth)
+        return cls(settings, keys, retention, usage, limiter, oauth, backend)
 
     def attach(self, app: Flask) -> None:
         app.extensions[EXTENSION_NAME] = self

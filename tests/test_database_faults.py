@@ -1,9 +1,12 @@
-"""The database going away and coming back, with a PostgreSQL server of the test's own."""
+"""The database going away and coming back, with a PostgreSQL server of the test's own, and
+no outage grace (``AUTHSERVER_DATABASE_OUTAGE_GRACE=0``): every request that needs the database
+gets a 503. The grace itself is tested in tests/test_database_outage.py."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -28,6 +31,11 @@ def database_url(own_postgres: PostgresServer) -> str:
     return own_postgres.create_database("faults")
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"database_outage_grace": 0}
+
+
 def test_token_requests_get_503_json_while_the_database_is_down_and_recover_by_themselves(
     http: requests.Session,
     live_server: LiveServer,
@@ -48,6 +56,7 @@ def test_token_requests_get_503_json_while_the_database_is_down_and_recover_by_t
         assert down.status_code == 503, down.text
         assert down.json()["error"] == "temporarily_unavailable"
         assert down.headers["Cache-Control"] == "no-store"
+        assert down.headers["Retry-After"] == "1"
     assert http.get(live_server.url + "/readyz", timeout=30).status_code == 503
     assert http.get(live_server.url + "/healthz", timeout=10).status_code == 200
     assert http.get(live_server.jwks_url, timeout=30).status_code == 200

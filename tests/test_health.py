@@ -23,7 +23,11 @@ SQLITE_DIR = "database"
 ONE_UNUSABLE = "a signing key file could not be loaded (the server log names it)"
 #: Keys folder variants with unusable key files: (a good key too?, corrupt files, answer).
 CORRUPT_KEY_VARIANTS: dict[str, tuple[bool, int, tuple[int, dict[str, Any]]]] = {
-    "a_good_and_a_corrupt_key": (True, 1, (200, {"status": "ready", "warnings": [ONE_UNUSABLE]})),
+    "a_good_and_a_corrupt_key": (
+        True,
+        1,
+        (200, {"status": "ready", "database": "ok", "warnings": [ONE_UNUSABLE]}),
+    ),
     "a_good_and_two_corrupt_keys": (
         True,
         2,
@@ -31,6 +35,7 @@ CORRUPT_KEY_VARIANTS: dict[str, tuple[bool, int, tuple[int, dict[str, Any]]]] = 
             200,
             {
                 "status": "ready",
+                "database": "ok",
                 "warnings": ["2 signing key files could not be loaded (the server log names them)"],
             },
         ),
@@ -38,7 +43,14 @@ CORRUPT_KEY_VARIANTS: dict[str, tuple[bool, int, tuple[int, dict[str, Any]]]] = 
     "only_a_corrupt_key": (
         False,
         1,
-        (503, {"status": "unavailable", "problems": ["no signing key loaded", ONE_UNUSABLE]}),
+        (
+            503,
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "problems": ["no signing key loaded", ONE_UNUSABLE],
+            },
+        ),
     ),
 }
 
@@ -53,6 +65,8 @@ def settings_overrides(
     if database_url.startswith("sqlite"):
         overrides["database_url"] = f"sqlite:///{tmp_path / SQLITE_DIR / 'authserver.db'}"
     variant = getattr(request, "param", None)
+    if variant == "no_outage_grace":
+        overrides["database_outage_grace"] = 0
     if variant == "empty_keys_dir":
         empty = tmp_path / "empty-keys"
         empty.mkdir(mode=0o700)
@@ -138,7 +152,30 @@ def test_healthz_stays_200_without_a_signing_key(
     assert get(http, live_server, "/healthz").status_code == 200
 
 
-def test_readyz_answers_503_json_when_the_database_is_unreachable(
+def test_readyz_stays_200_saying_database_unreachable_within_the_outage_grace(
+    http: requests.Session,
+    live_server: LiveServer,
+    app: Flask,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """The instance can still serve the clients it has seen (tests/test_database_outage.py
+    shows it does), so a load balancer must keep it."""
+    ready = get(http, live_server, "/readyz")
+    assert (ready.status_code, ready.json()["database"]) == (200, "ok")
+
+    make_database_unreachable(app, database_url, tmp_path)
+
+    response = get(http, live_server, "/readyz")
+    body = assert_json_not_traceback(response)
+    assert (response.status_code, body) == (
+        200,
+        {"status": "ready", "database": "unreachable", "warnings": []},
+    )
+
+
+@pytest.mark.parametrize("settings_overrides", ["no_outage_grace"], indirect=True)
+def test_readyz_answers_503_json_when_the_database_is_unreachable_without_a_grace(
     http: requests.Session,
     live_server: LiveServer,
     app: Flask,
@@ -150,9 +187,11 @@ def test_readyz_answers_503_json_when_the_database_is_unreachable(
     make_database_unreachable(app, database_url, tmp_path)
 
     response = get(http, live_server, "/readyz")
-    assert response.status_code == 503
     body = assert_json_not_traceback(response)
-    assert body
+    assert (response.status_code, body) == (
+        503,
+        {"status": "unavailable", "database": "unreachable", "problems": ["database unreachable"]},
+    )
     # Liveness says nothing about dependencies: the process still answers.
     assert get(http, live_server, "/healthz").status_code == 200
 

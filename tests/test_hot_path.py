@@ -91,16 +91,18 @@ def test_unknown_client_ids_are_remembered_too(
     assert 1 <= len(statements.touching("clients")) <= 2, statements.statements
 
 
-def test_introspection_reads_the_deny_list_and_writes_nothing(
+def test_introspection_reads_the_workers_copy_of_the_deny_list_and_writes_nothing(
     http: requests.Session,
     live_server: LiveServer,
     create_client: CreateClient,
     statements: StatementLog,
 ) -> None:
+    """The copy is loaded once (here by the first introspection: this app runs no poll) and
+    never queried per request."""
     client = create_client()
     token = issue_token(http, live_server, client)
-    statements.clear()
-    for _ in range(5):
+
+    def introspect() -> None:
         response = http.post(
             f"{live_server.url}/oauth2/introspect",
             data={"token": token},
@@ -108,5 +110,12 @@ def test_introspection_reads_the_deny_list_and_writes_nothing(
             timeout=10,
         )
         assert response.json()["active"] is True
+
+    statements.clear()
+    introspect()
+    assert len(statements.touching("revoked_tokens")) == 1
+    statements.clear()
+    for _ in range(5):
+        introspect()
     assert statements.writes() == []
-    assert len(statements.touching("revoked_tokens")) == 5
+    assert statements.touching("revoked_tokens") == []

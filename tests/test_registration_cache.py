@@ -15,6 +15,7 @@ from authserver.security.secrets import (
     VerifierBusyError,
     unless_locked,
 )
+from authserver.services.database_guard import DatabaseUnreachable
 from authserver.services.registration_cache import RegistrationCache
 from authserver.services.registrations import Registration
 from tests.support.clock import ManualClock as Clock
@@ -200,3 +201,79 @@ def test_the_lock_is_asked_only_about_an_argon2id_hash() -> None:
     assert asked == []
     assert verify(CHOSEN, secrets.hash_chosen_secret(CHOSEN)) is True
     assert asked == [True]
+
+
+class Unreachable(Registry):
+    """What the database guard raises while the database does not answer."""
+
+    def load(self, client_id: str) -> Registration | None:
+        if self.down:
+            self.loads.append(client_id)
+            raise DatabaseUnreachable("down")
+        return super().load(client_id)
+
+
+def test_through_an_outage_an_entry_read_within_the_grace_is_used_as_it_was_read(
+    clock: Clock,
+) -> None:
+    database = Unreachable()
+    database.rows["cli_a"] = registration("cli_a")
+    database.rows["cli_off"] = registration("cli_off", enabled=False)
+    clients = RegistrationCache(database.load, outage_grace=60.0, clock=clock)
+    assert clients.get("cli_a") == registration("cli_a")
+    assert clients.get("cli_off") == registration("cli_off", enabled=False)
+    assert clients.get("cli_nobody") is None
+
+    database.down = True
+    clock.now += 59.9
+    # Each is asked for again (the database may be back), and answered as it was read.
+    assert clients.get("cli_a") == registration("cli_a")
+    assert clients.get("cli_off") == registration("cli_off", enabled=False)
+    assert clients.get("cli_nobody") is None
+    assert database.loads[-3:] == ["cli_a", "cli_off", "cli_nobody"]
+
+    clock.now += 0.1
+    for client_id in ("cli_a", "cli_off", "cli_nobody"):
+        with pytest.raises(DatabaseUnreachable):
+            clients.get(client_id)
+
+
+def test_through_an_outage_a_client_never_read_cannot_be_answered(clock: Clock) -> None:
+    database = Unreachable()
+    database.rows["cli_a"] = registration("cli_a")
+    clients = RegistrationCache(database.load, outage_grace=60.0, clock=clock)
+    database.down = True
+    with pytest.raises(DatabaseUnreachable):
+        clients.get("cli_a")
+
+
+def test_a_stale_entry_is_never_used_while_the_database_answers_nor_without_a_grace(
+    clock: Clock,
+) -> None:
+    database = Unreachable()
+    database.rows["cli_a"] = registration("cli_a")
+    for grace in (60.0, 0.0):
+        clients = RegistrationCache(database.load, outage_grace=grace, clock=clock)
+        database.down = False
+        clients.get("cli_a")
+        database.rows["cli_a"] = registration("cli_a", enabled=False)
+        clock.now += 1.0
+        assert clients.get("cli_a") == registration("cli_a", enabled=False)
+        database.rows["cli_a"] = registration("cli_a")
+    database.down = True
+    clock.now += 1.0
+    with pytest.raises(DatabaseUnreachable):
+        clients.get("cli_a")  # the last cache had no grace
+
+
+def test_made_up_ids_cannot_push_a_known_client_out(clock: Clock) -> None:
+    """Known and unknown ids are bounded apart: the client stays for the next outage."""
+    database = Unreachable()
+    database.rows["cli_a"] = registration("cli_a")
+    clients = RegistrationCache(database.load, outage_grace=60.0, max_entries=2, clock=clock)
+    clients.get("cli_a")
+    for number in range(10):
+        assert clients.get(f"cli_made_up_{number}") is None
+    database.down = True
+    clock.now += 30.0
+    assert clients.get("cli_a") == registration("cli_a")

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from authserver.config import MAX_BODY_BYTES
 from authserver.extensions import db
 from authserver.http.responses import error_response
+from authserver.services.database_guard import RETRY_AFTER_SECONDS, DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,20 @@ def request_timeout() -> Response:
 
 
 def database_unavailable(exc: SQLAlchemyError) -> Response:
-    """The database is down or restarting: tell clients to retry rather than fail hard."""
+    """The database is down or restarting: tell clients to retry rather than fail hard.
+
+    An outage the database guard found is already in the log, once; other errors are logged
+    each time.
+    """
     with contextlib.suppress(SQLAlchemyError):
         db.session.rollback()
-    log.error("database error: %s", (str(exc) or type(exc).__name__).splitlines()[0])
+    if not isinstance(exc, DatabaseUnreachable):
+        log.error("database error: %s", (str(exc) or type(exc).__name__).splitlines()[0])
     return error_response(
-        503, "temporarily_unavailable", "The database is unavailable; retry shortly."
+        503,
+        "temporarily_unavailable",
+        "The database is unavailable; retry shortly.",
+        [("Retry-After", str(RETRY_AFTER_SECONDS))],
     )
 
 

@@ -22,6 +22,7 @@ from authserver.http.security_headers import security_headers
 from authserver.oauth.server import AuthorizationServer
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
+from authserver.services.database_guard import DatabaseGuard
 from authserver.services.key_retention import RetentionCache
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class Served(Protocol):
     def retention(self) -> RetentionCache: ...
     @property
     def failure_limiter(self) -> FailureLimiter | None: ...
+    @property
+    def database(self) -> DatabaseGuard: ...
     @property
     def oauth(self) -> AuthorizationServer: ...
 
@@ -58,7 +61,9 @@ def init_app(app: Flask, served: Served) -> None:
     handlers[routes.METADATA.handler] = MetadataDocument(settings.issuer)
     views: dict[str, Callable[[], Response]] = {
         routes.LIVENESS.handler: health.liveness,
-        routes.READINESS.handler: health.Readiness(served.keys),
+        routes.READINESS.handler: health.Readiness(
+            served.keys, served.database, settings.database_outage_grace
+        ),
         routes.METRICS.handler: metrics.MetricsPage(served.keys, served.failure_limiter),
         routes.OPENAPI.handler: openapi.openapi,
     }

@@ -55,6 +55,7 @@ PUBLIC_CACHE: Header = ("Cache-Control", "CacheControlPublic")
 ETAG: Header = ("ETag", "ETag")
 CHALLENGE: Header = ("WWW-Authenticate", "BasicChallenge")
 RETRY_AFTER: Header = ("Retry-After", "RetryAfter")
+MAYBE_RETRY_AFTER: Header = ("Retry-After", "RetryAfterWhenKnown")
 ALLOW: Header = ("Allow", "AllowPost")
 
 
@@ -144,10 +145,13 @@ def _oauth_operation(
                     headers=(RETRY_AFTER,),
                 ),
                 "503": _oauth_error(
-                    "The database is unreachable, no signing key is loaded, or the worker is "
-                    "busy checking other admin-chosen secrets (then with Retry-After); retry "
-                    "shortly.",
+                    "No signing key is loaded; or (with Retry-After) the worker is busy "
+                    "checking other admin-chosen secrets, or the database is unreachable and "
+                    "the answer needs it: a client this worker has not read within "
+                    "AUTHSERVER_DATABASE_OUTAGE_GRACE seconds, any revocation, or an outage "
+                    "older than the grace. Retry shortly.",
                     "temporarily_unavailable",
+                    headers=(MAYBE_RETRY_AFTER,),
                 ),
             },
         }
@@ -362,9 +366,14 @@ SCHEMAS: JsonObject = {
     },
     "Ready": {
         "type": "object",
-        "required": ["status", "warnings"],
+        "required": ["status", "database", "warnings"],
         "properties": {
             "status": {"const": "ready"},
+            "database": {
+                "enum": ["ok", "unreachable"],
+                "description": "`unreachable`: the instance serves the clients it read within "
+                "AUTHSERVER_DATABASE_OUTAGE_GRACE seconds (see the configuration docs).",
+            },
             "warnings": {
                 **_STRINGS,
                 "description": (
@@ -375,9 +384,10 @@ SCHEMAS: JsonObject = {
     },
     "NotReady": {
         "type": "object",
-        "required": ["status", "problems"],
+        "required": ["status", "database", "problems"],
         "properties": {
             "status": {"const": "unavailable"},
+            "database": {"enum": ["ok", "unreachable"]},
             "problems": {**_STRINGS, "minItems": 1},
         },
     },
@@ -404,6 +414,11 @@ HEADERS: JsonObject = {
         "The Basic challenge.", {"const": 'Basic realm="authserver"'}, required=False
     ),
     "RetryAfter": _string_header("Seconds to wait.", {"type": "integer", "minimum": 0}),
+    "RetryAfterWhenKnown": _string_header(
+        "Seconds to wait, when the server can tell.",
+        {"type": "integer", "minimum": 0},
+        required=False,
+    ),
     "AllowPost": _string_header("The one allowed method.", {"const": "POST"}),
 }
 
@@ -490,7 +505,8 @@ PATHS: JsonObject = {
     ),
     routes.READINESS.path: _probe(
         "getReadiness",
-        "Readiness: the database answers and a signing key is loaded",
+        "Readiness: a signing key is loaded, and the database answers or has been "
+        "unreachable for less than AUTHSERVER_DATABASE_OUTAGE_GRACE seconds",
         {
             "200": _json_response("Ready.", _ref("schemas", "Ready"), NO_STORE, PRAGMA),
             "503": _json_response("Not ready.", _ref("schemas", "NotReady"), NO_STORE, PRAGMA),

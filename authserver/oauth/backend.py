@@ -1,7 +1,10 @@
 """What the OAuth layer needs from storage and the outside world, as one interface.
 
 The HTTP layer implements it with the database, the key ring and the audit log; the OAuth
-code never imports Flask or SQLAlchemy.
+code never imports Flask or SQLAlchemy. A method that cannot answer for want of its storage
+(a database outage past what the implementation remembers) raises
+:class:`~authserver.oauth.errors.TemporarilyUnavailableError`, which the endpoints send as
+their 503.
 """
 
 from __future__ import annotations

@@ -49,8 +49,9 @@ class _RetryLaterError(rfc6749.OAuth2Error):
 
 
 class TemporarilyUnavailableError(_RetryLaterError):
-    """The server cannot serve the request right now (no signing key loaded yet, or every
-    Argon2id turn of this worker taken); clients may retry."""
+    """The server cannot serve the request right now (no signing key loaded yet, every
+    Argon2id turn of this worker taken, or a database outage it cannot answer through);
+    clients may retry."""
 
     error = "temporarily_unavailable"
     status_code = 503

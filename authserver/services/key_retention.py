@@ -36,11 +36,13 @@ def longest_token_ttl(session: Session, default_ttl: int) -> int:
 class RetentionCache:
     """How long retired keys stay published; refreshed from the database now and then.
 
-    Read by the JWKS and readiness endpoints, never by the token endpoint.
+    Read by the JWKS endpoint and the maintenance thread, never by the token endpoint.
+    ``longest_ttl`` reads :func:`longest_token_ttl` through the database guard, so a
+    database that does not answer delays the JWKS by at most the guard's timeout.
     """
 
     settings: Settings
-    session: Callable[[], Session]
+    longest_ttl: Callable[[], int]
     clock: Callable[[], float] = time.monotonic
     _value: timedelta | None = None
     _fetched_at: float | None = None
@@ -60,9 +62,8 @@ class RetentionCache:
     def _fetch(self, previous: timedelta | None) -> timedelta:
         """The database's answer; while it is unreachable, the last one (or the default TTL)."""
         try:
-            longest = longest_token_ttl(self.session(), self.settings.access_token_ttl)
+            longest = self.longest_ttl()
         except SQLAlchemyError:
-            self.session().rollback()
             if previous is not None:
                 return previous
             longest = self.settings.access_token_ttl

@@ -1,4 +1,7 @@
-"""The revocation deny-list (RFC 7009): the only state kept about issued tokens."""
+"""The revocation deny-list (RFC 7009): the only state kept about issued tokens.
+
+Introspection reads each worker's copy (:mod:`authserver.services.revocation_list`), kept
+current with :func:`revoked_since`."""
 
 from __future__ import annotations
 
@@ -27,10 +30,16 @@ def revoke(session: Session, *, jti: str, client_id: str, expires_at: datetime) 
     return True
 
 
-def is_revoked(session: Session, jti: str) -> bool:
-    return session.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
-
-
 def purge_expired_revocations(session: Session, now: datetime) -> None:
     """Entries for tokens that have expired are useless: an expired token is inactive anyway."""
     session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+
+
+def revoked_since(
+    session: Session, since: datetime | None, now: datetime
+) -> list[tuple[str, datetime]]:
+    """Unexpired entries stamped at or after ``since`` (all unexpired ones if None)."""
+    query = select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at > now)
+    if since is not None:
+        query = query.where(RevokedToken.revoked_at >= since)
+    return [(row.jti, row.expires_at) for row in session.execute(query)]
