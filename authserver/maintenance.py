@@ -5,7 +5,7 @@
   and (with ``AUTHSERVER_KEY_ROTATION_DAYS``) stage a successor for an old signing key.
 
 Every worker of every instance runs it, and that is safe: the writes are idempotent, and key
-rotation lets only one caller rotate a given key.
+rotation decides under the key store's lock, so only one caller stages a successor.
 """
 
 from __future__ import annotations

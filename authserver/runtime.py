@@ -19,8 +19,8 @@ from authserver.extensions import db
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
+from authserver.security.key_material import SigningKey
 from authserver.security.keyring import KeyRingLoader
-from authserver.security.keys import SigningKey
 from authserver.services.key_retention import RetentionCache
 from authserver.services.keys import key_store
 from authserver.services.usage import UsageRecorder
@@ -39,7 +39,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        keys = KeyRingLoader(key_store(settings))
+        keys = KeyRingLoader(key_store(settings, polled=True))
         retention = RetentionCache(settings, db.session)
         usage = UsageRecorder()
 
