@@ -148,6 +148,11 @@ class DatabaseKeyStore:
             finally:
                 self._locked = None
 
+    def dispose(self) -> None:
+        """Close the pooled connections (a poller's store that is done with)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
         """The locked transaction inside :meth:`exclusive`; otherwise a transaction of its own."""

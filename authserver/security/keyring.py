@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,6 +124,8 @@ class KeyRingLoader:
         self._ring = KeyRing(())
         self._loaded = threading.Event()
         self._poller_pid: int | None = None
+        self._poller: threading.Thread | None = None
+        self._closed = threading.Event()
         self._store_failing = False
         self.problems: list[str] = []
 
@@ -144,9 +145,19 @@ class KeyRingLoader:
             # The thread holds only a weak reference, so a loader that is dropped (an app
             # built for one CLI command or one test) takes its poller with it.
             loader = weakref.ref(self)
-            threading.Thread(
-                target=_poll, args=(loader,), name="authserver-key-poller", daemon=True
-            ).start()
+            self._poller = threading.Thread(
+                target=_poll,
+                args=(loader, self._closed),
+                name="authserver-key-poller",
+                daemon=True,
+            )
+            self._poller.start()
+
+    def close(self) -> None:
+        """Stop polling, once a poll in progress is done (before its store is disposed)."""
+        self._closed.set()
+        if self._poller is not None and self._poller.ident is not None:
+            self._poller.join()
 
     def refresh(self) -> None:
         """Reload if the store changed; on failure keep the last ring (and say so once)."""
@@ -181,8 +192,8 @@ class KeyRingLoader:
         self.problems = result.problems
 
 
-def _poll(loader_ref: weakref.ref[KeyRingLoader]) -> None:
-    while (loader := loader_ref()) is not None:
+def _poll(loader_ref: weakref.ref[KeyRingLoader], closed: threading.Event) -> None:
+    while not closed.is_set() and (loader := loader_ref()) is not None:
         loader.refresh()
         del loader
-        time.sleep(RELOAD_INTERVAL_SECONDS)
+        closed.wait(RELOAD_INTERVAL_SECONDS)
