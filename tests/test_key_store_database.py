@@ -157,6 +157,7 @@ def test_migration_0004_adds_the_table_to_a_database_in_use(database_url: str) -
         flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
         assert db.session.scalar(text("SELECT name FROM clients")) == "kept"
         assert db.session.scalar(text("SELECT count(*) FROM signing_keys")) == 0
+        db.session.remove()
         db.engine.dispose()
 
 
