@@ -133,7 +133,8 @@ class KeyStore:
         try:
             fd = os.open(
                 self.directory / LOCK_FILE_NAME,
-                os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                # Read-write: over NFS an exclusive flock is a write lock, which needs it.
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                 owner_only.OWNER_ONLY_FILE,
             )
         except OSError as exc:

@@ -22,6 +22,7 @@ from authserver.security.key_material import (
     PASSPHRASE_SETTING,
     Passphrases,
     SigningKey,
+    new_signing_key,
     resealed,
 )
 from authserver.security.key_store import SigningKeyStore
@@ -96,7 +97,7 @@ def rotate_key(
     """
     store = key_store(settings)
     with store.exclusive():
-        return _rotate(store, settings, retention, immediate, prune, now or datetime.now(UTC))
+        return _rotate(store, settings, retention, immediate, prune, now)
 
 
 def _rotate(
@@ -105,8 +106,12 @@ def _rotate(
     retention: timedelta,
     immediate: bool,
     prune: bool,
-    now: datetime,
+    now: datetime | None,
 ) -> SigningKey:
+    key = new_signing_key(settings.signing_alg, settings.rsa_bits, None, _passphrases(settings))
+    # Taken after the key is made (slow for RSA on a busy host): the propagation delay must
+    # count from when the key is published, not from before.
+    now = now or datetime.now(UTC)
     ring = KeyRing(tuple(store.load().keys))
     for status in ring.statuses(now, retention):
         if prune and not status.published(now):
@@ -115,7 +120,9 @@ def _rotate(
     # no tokens at all until the delay ends.
     immediate = immediate or ring.signing_key(now) is None
     delay = timedelta(seconds=0 if immediate else settings.key_propagation_delay)
-    return store.generate(settings.signing_alg, settings.rsa_bits, now + delay)
+    key = replace(key, activates_at=now + delay)
+    store.put(key)
+    return key
 
 
 def revoke_key(
