@@ -7,7 +7,7 @@
   date (:class:`RevocationSync`), which a slow upkeep round must not hold back.
 
 Every worker of every instance runs it, and that is safe: the writes are idempotent, and key
-rotation lets only one caller rotate a given key.
+rotation decides under the key store's lock, so only one caller stages a successor.
 """
 
 from __future__ import annotations

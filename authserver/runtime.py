@@ -18,8 +18,8 @@ from authserver.database_backend import DatabaseBackend, read_through
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
+from authserver.security.key_material import SigningKey
 from authserver.security.keyring import KeyRingLoader
-from authserver.security.keys import SigningKey
 from authserver.services import key_retention
 from authserver.services.database_guard import DatabaseGuard
 from authserver.services.key_retention import RetentionCache
@@ -47,7 +47,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        keys = KeyRingLoader(key_store(settings))
+        keys = KeyRingLoader(key_store(settings, polled=True))
         database = DatabaseGuard()
         usage = UsageRecorder()
 

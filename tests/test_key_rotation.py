@@ -439,10 +439,10 @@ def test_revoke_of_an_unknown_kid_exits_1_with_one_stderr_line(
     tmp_path: Path, template: Template, keys_dir: Path
 ) -> None:
     env = copied_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
-    before = sorted(p.name for p in keys_dir.iterdir())
+    before = sorted(p.name for p in keys_dir.glob("*" + KEY_SUFFIX))
     result = run_authserver(env, "keys", "revoke", "no-such-kid")
     assert "no-such-kid" in assert_one_line_error(result)
-    assert sorted(p.name for p in keys_dir.iterdir()) == before
+    assert sorted(p.name for p in keys_dir.glob("*" + KEY_SUFFIX)) == before
 
 
 # --- 4. retirement window -------------------------------------------------------------

@@ -17,16 +17,17 @@ from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.security.failure_limits import FailureLimiter
-from authserver.security.keys import KeyStore
+from authserver.services.keys import key_store
 
 
 def load_settings() -> Settings:
-    """Validate the whole configuration before any command runs, keys folder included.
+    """Validate the whole configuration before any command runs, keys folder included (the
+    database key store has no folder to check).
 
     Every command fails the same way on a bad value, even one it would not use itself.
     """
     settings = Settings.from_env()
-    KeyStore(settings.keys_dir, settings.key_passphrase).ensure_directory()
+    key_store(settings).prepare()
     if settings.ratelimit_enabled:
         FailureLimiter(settings.ratelimit_storage_url)
     return settings

@@ -1,8 +1,9 @@
-"""``authserver keys ...``: inspect, rotate and revoke the signing keys."""
+"""``authserver keys ...``: inspect, rotate, revoke, import and rewrap the signing keys."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +25,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 @click.group("keys")
 def group() -> None:
-    """Inspect, rotate and revoke signing keys."""
+    """Inspect, rotate, revoke, import and rewrap signing keys."""
 
 
 def _longest_token_ttl() -> int | None:
@@ -98,6 +99,29 @@ def revoke(kid: str) -> None:
     signer = key_service.revoke_key(current_settings(), kid, _retention())
     audit("key.revoked", kid=kid, signing_kid=signer.kid if signer else None)
     click.echo(f"revoked {kid}; signing with {signer.kid if signer else 'no key'}", err=True)
+
+
+@group.command("import")
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="DIR"
+)
+def import_(directory: Path) -> None:
+    """Copy the key files of a keys folder into the database key store."""
+    settings = current_settings()
+    imported = key_service.import_keys(settings, directory)
+    for key in imported:
+        audit("key.imported", kid=key.kid)
+    statuses = key_service.statuses_of(settings, {k.kid for k in imported}, _retention())
+    emit_json([key_service.key_view(s) for s in statuses])
+
+
+@group.command("rewrap")
+def rewrap() -> None:
+    """Re-encrypt every stored private key under AUTHSERVER_KEY_PASSPHRASE."""
+    rewrapped, total = key_service.rewrap_keys(current_settings())
+    if rewrapped:
+        audit("key.rewrapped", count=rewrapped)
+    click.echo(f"rewrapped {rewrapped} of {total} signing keys", err=True)
 
 
 def _statuses() -> list[KeyStatus]:

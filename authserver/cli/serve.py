@@ -22,7 +22,7 @@ from authserver.json_logs import configure_json_logs
 from authserver.schema import schema_behind
 from authserver.security import shared_counters
 from authserver.services import registry
-from authserver.services.keys import ensure_signing_key
+from authserver.services.keys import ensure_signing_key, key_store
 
 
 @click.command("serve")
@@ -46,7 +46,7 @@ def command(host: str, port: int, workers: int | None) -> None:
     configure_json_logs("authserver.access")
     created = ensure_signing_key(settings)
     if created:
-        click.echo(f"created signing key {created.kid} in {settings.keys_dir}", err=True)
+        click.echo(f"created signing key {created.kid} in {key_store(settings).location}", err=True)
     _check_port_free(host, port)
     base_url = f"http://{_display_host(host)}:{port}"
     if client_count == 0:

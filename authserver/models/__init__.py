@@ -3,5 +3,14 @@
 from authserver.models.base import Base, UTCDateTime, utcnow
 from authserver.models.client import Client, ClientSecret
 from authserver.models.revocation import RevokedToken
+from authserver.models.signing_key import StoredSigningKey
 
-__all__ = ["Base", "Client", "ClientSecret", "RevokedToken", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base",
+    "Client",
+    "ClientSecret",
+    "RevokedToken",
+    "StoredSigningKey",
+    "UTCDateTime",
+    "utcnow",
+]

@@ -1,28 +1,33 @@
-"""Which key signs and which keys are published, derived from the key files and the clock.
+"""Which key signs and which keys are published, derived from the key store and the clock.
 
 States are computed, never stored: a key is ``next`` before its ``activates_at``, ``active``
 from then until a newer key activates (its ``retires_at``), ``retired`` afterwards. A retired
 key stays published until every token it can have signed has expired and the resource
 servers' cached JWKS has expired after that:
 ``retires_at + longest token lifetime + JWKS max-age``. Two workers or two instances that
-read the same files therefore agree on the signing key and the JWKS without talking.
+read the same store therefore agree on the signing key and the JWKS without talking.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
-import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from authserver.operator_log import warn
-from authserver.security.keys import KeyStore, SigningKey
+from authserver.security.key_material import LoadResult, SigningKey
+from authserver.security.key_store import SigningKeyStore
 
-#: How often a worker looks at the keys folder for changes; well inside the 2 s the
-#: contract allows for CLI changes to reach running workers.
+#: How often a worker looks at the key store for changes; well inside the 2 s the
+#: contract allows for changes to reach every running worker.
 RELOAD_INTERVAL_SECONDS = 1.0
+#: The longest a worker's first request waits for its first load of the keys; a store that
+#: does not answer by then (a hung database) leaves the ring empty until it does.
+FIRST_LOAD_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class JWKSDocument:
 
 @dataclass(frozen=True)
 class KeyRing:
-    """An immutable snapshot of the keys folder."""
+    """An immutable snapshot of the key store."""
 
     keys: tuple[SigningKey, ...]
     _documents: dict[tuple[str, ...], JWKSDocument] = field(
@@ -99,38 +104,96 @@ class KeyRing:
 
 
 class KeyRingLoader:
-    """Keeps a worker's :class:`KeyRing` current by polling the keys folder.
+    """Keeps a worker's :class:`KeyRing` current by polling the key store from a thread.
 
-    The poll lists the folder and stats the key files once per interval, so the token
-    endpoint never reads a file. Loading is lazy, so CLI commands that never sign do not need
-    readable keys. A key file that cannot be used is skipped, never takes a worker down, and
-    is listed in ``problems``; the log names it once, when it turns up, since ``/readyz``
-    (which counts them) must not tell outsiders where the keys live.
+    A daemon thread, started by the first :meth:`current` in each process, asks the store for
+    its cheap stamp once per interval and reloads when it changed, so a request never reads a
+    file or waits for the database: it takes the last ring loaded. Only the very first call
+    waits for the first load, at most ``FIRST_LOAD_WAIT_SECONDS``. When the store cannot be
+    read (a database outage, or one that hangs), the last good ring keeps serving and the log
+    says so once per outage. Loading is lazy, so CLI commands that never sign do not need
+    readable keys. A key that cannot be used is skipped, never takes a worker down, and is
+    listed in ``problems``; the log names it once, when it turns up, since ``/readyz`` (which
+    counts them) must not tell outsiders where the keys live.
     """
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: SigningKeyStore) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._stamp: object = None
         self._ring = KeyRing(())
-        self._checked_at = -RELOAD_INTERVAL_SECONDS
+        self._loaded = threading.Event()
+        self._poller_pid: int | None = None
+        self._poller: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._store_failing = False
         self.problems: list[str] = []
 
     def current(self) -> KeyRing:
-        if time.monotonic() - self._checked_at >= RELOAD_INTERVAL_SECONDS:
-            self._reload_if_changed()
+        if self._poller_pid != os.getpid():
+            self._start_poller()
+        if not self._loaded.is_set():
+            self._loaded.wait(FIRST_LOAD_WAIT_SECONDS)
         return self._ring
 
-    def _reload_if_changed(self) -> None:
+    def _start_poller(self) -> None:
+        """One poller per process: a forked worker does not inherit its parent's thread."""
         with self._lock:
-            self._checked_at = time.monotonic()
-            stamp = self._store.stamp()
-            if stamp == self._stamp:
+            if self._poller_pid == os.getpid():
                 return
-            result = self._store.load()
-            self._ring = KeyRing(tuple(result.keys))
-            for problem in result.problems:
-                if problem not in self.problems:
-                    warn("signing_key.unusable", f"{problem}; skipped, the other keys still serve")
-            self.problems = result.problems
-            self._stamp = stamp
+            self._poller_pid = os.getpid()
+            # The thread holds only a weak reference, so a loader that is dropped (an app
+            # built for one CLI command or one test) takes its poller with it.
+            loader = weakref.ref(self)
+            self._poller = threading.Thread(
+                target=_poll,
+                args=(loader, self._closed),
+                name="authserver-key-poller",
+                daemon=True,
+            )
+            self._poller.start()
+
+    def close(self) -> None:
+        """Stop polling, once a poll in progress is done (before its store is disposed)."""
+        self._closed.set()
+        if self._poller is not None and self._poller.ident is not None:
+            self._poller.join()
+
+    def refresh(self) -> None:
+        """Reload if the store changed; on failure keep the last ring (and say so once)."""
+        try:
+            stamp = self._store.stamp()
+            if stamp != self._stamp:
+                self._apply(self._store.load())
+                self._stamp = stamp
+        except Exception as exc:  # noqa: BLE001 (any failure: keep serving the last keys)
+            if not self._store_failing:
+                warn(
+                    "signing_key.store_unreadable",
+                    f"cannot read the signing keys from {self._store.location} "
+                    f"({type(exc).__name__}); signing with the keys read last",
+                )
+            self._store_failing = True
+            return
+        finally:
+            self._loaded.set()
+        if self._store_failing:
+            warn(
+                "signing_key.store_readable",
+                f"reading the signing keys from {self._store.location} again",
+            )
+            self._store_failing = False
+
+    def _apply(self, result: LoadResult) -> None:
+        self._ring = KeyRing(tuple(result.keys))
+        for problem in result.problems:
+            if problem not in self.problems:
+                warn("signing_key.unusable", f"{problem}; skipped, the other keys still serve")
+        self.problems = result.problems
+
+
+def _poll(loader_ref: weakref.ref[KeyRingLoader], closed: threading.Event) -> None:
+    while not closed.is_set() and (loader := loader_ref()) is not None:
+        loader.refresh()
+        del loader
+        closed.wait(RELOAD_INTERVAL_SECONDS)
