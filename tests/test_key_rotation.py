@@ -402,7 +402,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert all(i.kids_signing(client) == {old_kid} for i in instances)
 
     # Revoking the active key: the staged key (the newest other published one) signs at once.
-    ok(run_authserver(env, "keys", "revoke", old_kid))
+    ok(run_authserver(env, "keys", "revoke", "--", old_kid))
     wait_until(
         lambda: all(
             old_kid not in i.jwks_kids() and i.kids_signing(client) == {staged_kid}
@@ -416,7 +416,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert [(k["kid"], k["state"]) for k in listed] == [(staged_kid, "active")]
 
     # Revoking the only key: a new one is generated and signs at once.
-    ok(run_authserver(env, "keys", "revoke", staged_kid))
+    ok(run_authserver(env, "keys", "revoke", "--", staged_kid))
     listed = cli_json(env, "keys", "list", "--json")
     assert len(listed) == 1, listed
     assert listed[0]["state"] == "active", listed

@@ -139,7 +139,7 @@ def test_cli_on_a_read_only_keys_folder_lists_but_refuses_changes_in_one_line(
     with read_only(tmp_path / "keys"), read_only(empty):
         [listed] = ok_json(run_authserver(env, "keys", "list", "--json"))
         assert listed["kid"] == key.kid
-        for args in (["keys", "rotate"], ["keys", "revoke", key.kid]):
+        for args in (["keys", "rotate"], ["keys", "revoke", "--", key.kid]):
             line = assert_one_line_error(run_authserver(env, *args))
             assert line.startswith("Error: AUTHSERVER_KEYS_DIR: cannot write"), line
         line = assert_one_line_error(serve_to_exit(empty_env))
