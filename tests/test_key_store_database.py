@@ -133,6 +133,9 @@ def test_database_store_keeps_private_keys_as_encrypted_pkcs8(tmp_path: Path) ->
     )
     assert key.jwk.as_dict(private=False)["x"] == _b64(public)
     assert not (tmp_path / "keys").exists()
+    in_clear = key_service.key_store(Settings(keys_dir=tmp_path / "plain")).generate("EdDSA")
+    with pytest.raises(KeyStoreError, match="not encrypted"):
+        key_service.key_store(settings).put(in_clear)
 
 
 def _b64(data: bytes) -> str:

@@ -35,6 +35,7 @@ from authserver.security.key_material import (
 KEY_LIFECYCLE_LOCK_KEY = 0x617574686B657973
 
 KEYS = StoredSigningKey
+ENCRYPTED_PEM_HEADER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
 class DatabaseKeyStore:
@@ -104,7 +105,13 @@ class DatabaseKeyStore:
         return key
 
     def put(self, key: SigningKey) -> None:
-        """Insert the key, or replace its schedule and PEM and bump its row version."""
+        """Insert the key, or replace its schedule and PEM and bump its row version.
+
+        A PEM in clear is refused: whatever path a key took here, the database must never
+        hold one.
+        """
+        if not key.pem.startswith(ENCRYPTED_PEM_HEADER):
+            raise KeyStoreError(f"signing key {key.kid} is not encrypted; not stored")
         values: dict[str, Any] = {
             "alg": key.alg,
             "created_at": key.created_at,
