@@ -28,6 +28,7 @@ from authserver.extensions import db
 from authserver.maintenance import RevocationSync
 from authserver.schema import upgrade_schema
 from authserver.services import registry
+from deploy.cluster.services import children_of
 from tests.conftest import ISSUER
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.waiting import holds_throughout, wait_until
@@ -166,17 +167,7 @@ def hung(server: PostgresServer) -> Iterator[None]:
 def _postgres_processes(server: PostgresServer) -> list[int]:
     """The postmaster (first line of its pid file) and its children."""
     postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # it exited meanwhile
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == postmaster:
-            children.append(int(entry.name))
+    children = children_of(postmaster)
     assert children, "no postgres backend processes found"
     return [postmaster, *children]
 

@@ -29,6 +29,7 @@ from authserver.security.key_material import (
     new_signing_key,
     open_signing_key,
 )
+from authserver.security.key_store import every_key
 
 #: The PostgreSQL advisory lock that serialises key lifecycle changes across hosts (any
 #: fixed number; these are the bytes of "authkeys").
@@ -92,10 +93,7 @@ class DatabaseKeyStore:
         return LoadResult(keys, problems)
 
     def load_all(self) -> list[SigningKey]:
-        result = self.load()
-        if result.problems:
-            raise KeyStoreError(result.problems[0])
-        return result.keys
+        return every_key(self.load())
 
     def generate(
         self, alg: str = DEFAULT_ALG, rsa_bits: int = 2048, activates_at: datetime | None = None

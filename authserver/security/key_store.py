@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from authserver.errors import KeyStoreError
 from authserver.security.key_material import LoadResult, SigningKey
 
 
@@ -50,3 +51,11 @@ class SigningKeyStore(Protocol):
         """Held around a lifecycle change (read, decide, write): one holder at a time across
         every process and host sharing the store, so concurrent starts or rotations decide
         on the state the previous holder left."""
+
+
+def every_key(result: LoadResult) -> list[SigningKey]:
+    """The keys of ``result``, failing on the first that cannot be used (start-up, CLI):
+    where a running worker skips a bad key, an admin must hear about it."""
+    if result.problems:
+        raise KeyStoreError(result.problems[0])
+    return result.keys

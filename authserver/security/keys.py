@@ -28,6 +28,7 @@ from authserver.security.key_material import (
     new_signing_key,
     open_signing_key,
 )
+from authserver.security.key_store import every_key
 
 #: ``SigningKey`` is re-exported: the OAuth layer and the wiring know keys by this module.
 __all__ = ["KEY_FILE_SUFFIX", "KeyStore", "SigningKey"]
@@ -96,10 +97,7 @@ class KeyStore:
 
     def load_all(self) -> list[SigningKey]:
         """Every key, failing on the first file that cannot be used (start-up, CLI)."""
-        result = self.load()
-        if result.problems:
-            raise KeyStoreError(result.problems[0])
-        return result.keys
+        return every_key(self.load())
 
     def generate(
         self, alg: str = DEFAULT_ALG, rsa_bits: int = 2048, activates_at: datetime | None = None
