@@ -22,4 +22,5 @@ class RevokedToken(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Indexed for the workers' poll of what was revoked since they last looked.
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
