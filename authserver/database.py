@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
 
 from authserver.errors import ConfigError
 from authserver.security import owner_only
@@ -79,6 +80,13 @@ def _engine_options(database_url: str, *, serving: bool) -> dict[str, object]:
         connect_args["options"] = f"{timeout} {given}".strip()
     # Reconnect transparently after the database restarts instead of failing one request.
     return {"pool_pre_ping": True, "connect_args": connect_args}
+
+
+def allow_long_statements(session: Session, seconds: float) -> None:
+    """Lift the serving app's statement timeout to ``seconds`` for this transaction only:
+    for background reads that may be large (the deny-list's full reload), never requests."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
 
 
 @event.listens_for(Engine, "connect")

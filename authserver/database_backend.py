@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from authserver.audit import audit_event
+from authserver.database import allow_long_statements
 from authserver.extensions import db
 from authserver.http.request_ids import current_request_id
 from authserver.oauth.clients import OAuthClient
@@ -27,6 +28,7 @@ from authserver.security.keys import SigningKey
 from authserver.security.secrets import RememberingVerifier, unless_locked
 from authserver.services import registrations, revocations
 from authserver.services.database_guard import (
+    BACKGROUND_CALL_TIMEOUT_SECONDS,
     RETRY_AFTER_SECONDS,
     DatabaseGuard,
     DatabaseUnreachable,
@@ -41,10 +43,12 @@ from authserver.services.usage import UsageRecorder
 T = TypeVar("T")
 
 
-def read_through(database: DatabaseGuard, work: Callable[[Session], T]) -> T:
+def read_through(
+    database: DatabaseGuard, work: Callable[[Session], T], timeout: float | None = None
+) -> T:
     """``work`` in a session of its own, through the guard; the engine is the current app's
     (read here, in the caller's app context: the guard's threads have none)."""
-    return database.call(in_session(db.engine, work))
+    return database.call(in_session(db.engine, work), timeout)
 
 
 def _unavailable(why: str) -> TemporarilyUnavailableError:
@@ -81,8 +85,8 @@ class DatabaseBackend:
         cache = RegistrationCache(self._load_registration, outage_grace=self.outage_grace)
         object.__setattr__(self, "registrations", cache)
 
-    def read(self, work: Callable[[Session], T]) -> T:
-        return read_through(self.database, work)
+    def read(self, work: Callable[[Session], T], timeout: float | None = None) -> T:
+        return read_through(self.database, work, timeout)
 
     def _load_registration(self, client_id: str) -> Registration | None:
         return self.read(lambda session: registrations.registration(session, client_id))
@@ -132,12 +136,20 @@ class DatabaseBackend:
                 raise _unavailable("this server's list of revoked tokens is out of date") from None
         return self.revocations.is_revoked(jti)
 
-    def sync_revocations(self) -> None:
-        """One poll of the deny-list (see :class:`RevocationList`)."""
+    def sync_revocations(self, *, background: bool = False) -> None:
+        """One poll of the deny-list (see :class:`RevocationList`). The background poll may
+        wait longer than a request: a full reload of a large deny-list takes its time."""
+        timeout = BACKGROUND_CALL_TIMEOUT_SECONDS if background else None
 
         def fetch(since: datetime | None) -> list[tuple[str, datetime]]:
             now = datetime.now(UTC)
-            return self.read(lambda session: revocations.revoked_since(session, since, now))
+
+            def work(session: Session) -> list[tuple[str, datetime]]:
+                if background:
+                    allow_long_statements(session, BACKGROUND_CALL_TIMEOUT_SECONDS)
+                return revocations.revoked_since(session, since, now)
+
+            return self.read(work, timeout)
 
         self.revocations.sync(fetch)
 

@@ -106,7 +106,7 @@ class RevocationSync:
         """One poll. An unreachable database is said once per outage, by the guard."""
         with self._app.app_context():
             try:
-                Runtime.of(self._app).backend.sync_revocations()
+                Runtime.of(self._app).backend.sync_revocations(background=True)
             except DatabaseUnreachable:
                 pass
             except Exception:

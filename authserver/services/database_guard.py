@@ -40,6 +40,9 @@ T = TypeVar("T")
 #: How long a caller waits for one database call: under the contract's 2 seconds with room
 #: for the rest of the request.
 CALL_TIMEOUT_SECONDS = 1.5
+#: How long a background task (the deny-list poll, whose full reload reads every live entry)
+#: may wait: no request waits on it, and a large deny-list must still load.
+BACKGROUND_CALL_TIMEOUT_SECONDS = 30.0
 #: While the circuit is open, how often one call is let through to see if the database is back.
 PROBE_INTERVAL_SECONDS = 1.0
 #: What a client refused for want of the database should wait (``Retry-After``): about when
@@ -83,8 +86,9 @@ class DatabaseGuard:
             since = self._unreachable_since
         return None if since is None else self._clock() - since
 
-    def call(self, work: Callable[[], T]) -> T:
-        """``work()``'s result, or :class:`DatabaseUnreachable` within the timeout.
+    def call(self, work: Callable[[], T], timeout: float | None = None) -> T:
+        """``work()``'s result, or :class:`DatabaseUnreachable` within the timeout (the
+        guard's own unless a background caller gives a longer one).
 
         Errors that say nothing about reachability (a constraint violation, say) are raised
         as they are and leave the circuit as it was.
@@ -94,10 +98,11 @@ class DatabaseGuard:
         threading.Thread(
             target=self._run, args=(work, future), name="authserver-database", daemon=True
         ).start()
+        waited = self._timeout if timeout is None else timeout
         try:
-            return future.result(self._timeout)
+            return future.result(waited)
         except FutureTimeout:
-            self._failed(f"no answer within {self._timeout:.1f} s")
+            self._failed(f"no answer within {waited:.1f} s")
             raise DatabaseUnreachable("the database did not answer in time") from None
 
     def _admit(self) -> None:

@@ -23,6 +23,10 @@ from datetime import UTC, datetime, timedelta
 SYNC_INTERVAL_SECONDS = 0.5
 OVERLAP_SECONDS = 30.0
 FULL_RELOAD_SECONDS = 300.0
+#: How often entries past their token's expiry are dropped: a pass over the whole copy, too
+#: dear for every poll once the deny-list is large (an expired entry answers nothing wrongly:
+#: an expired token is inactive anyway).
+PRUNE_SECONDS = 60.0
 #: How old the last successful poll may be with no outage grace (``0``): two missed polls.
 UNGRACED_STALENESS_SECONDS = 2.0
 
@@ -50,6 +54,7 @@ class RevocationList:
         self._synced_at: float | None = None
         self._synced_from: datetime | None = None
         self._reloaded_at: float | None = None
+        self._pruned_at: float | None = None
 
     def usable(self) -> bool:
         """Loaded, and polled successfully within the outage grace."""
@@ -73,7 +78,9 @@ class RevocationList:
             # Merged, never replaced: nothing is ever un-revoked, and an entry this worker
             # added while a reload ran may be missing from the reload's snapshot.
             self._revoked.update(rows)
-            self._revoked = {j: e for j, e in self._revoked.items() if e > started_wall}
+            if self._pruned_at is None or started - self._pruned_at >= PRUNE_SECONDS:
+                self._revoked = {j: e for j, e in self._revoked.items() if e > started_wall}
+                self._pruned_at = started
             self._synced_at, self._synced_from = started, started_wall
             if since is None:
                 self._reloaded_at = started
