@@ -5,8 +5,10 @@ last poll, so a revocation made on any instance reaches every worker within the 
 2 seconds. "Since" is taken on this host's clock minus :data:`OVERLAP_SECONDS`: the entries
 are stamped by whichever host revoked them, and a transaction may commit a little after its
 stamp, so the window overlaps (entries seen twice are merged). A late commit beyond the
-overlap is caught by the full reload every :data:`FULL_RELOAD_SECONDS`, and after any gap
-in the polls (an outage) the next poll reloads everything.
+overlap is caught by the full reload every :data:`FULL_RELOAD_SECONDS`. After a gap in the
+polls (an outage, or a poll slowed by a burst of revocations) the next poll asks from the last
+successful one's start, so nothing is missed; reloading everything instead would make a slow
+poll (a million entries revoked at once) slower still, round after round.
 
 A revocation made by this worker is added at once. Entries leave with their token's expiry:
 an expired token is inactive anyway. While the polls fail, the list answers for the outage
@@ -21,7 +23,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 SYNC_INTERVAL_SECONDS = 0.5
-OVERLAP_SECONDS = 30.0
+#: Our own revocations commit within milliseconds of their stamp (statements time out after
+#: 1.5 s), and NTP keeps hosts' clocks far closer than this. Wider would make every poll
+#: re-read each entry for that long: after a million revoked at once, a million rows twice
+#: a second per worker. Anything later still arrives with the full reload.
+OVERLAP_SECONDS = 5.0
 FULL_RELOAD_SECONDS = 300.0
 #: How often entries past their token's expiry are dropped: a pass over the whole copy, too
 #: dear for every poll once the deny-list is large (an expired entry answers nothing wrongly:
@@ -89,6 +95,6 @@ class RevocationList:
         synced_at, synced_from, reloaded_at = self._synced_at, self._synced_from, self._reloaded_at
         if synced_at is None or synced_from is None or reloaded_at is None:
             return None
-        if now - synced_at >= OVERLAP_SECONDS / 2 or now - reloaded_at >= FULL_RELOAD_SECONDS:
+        if now - reloaded_at >= FULL_RELOAD_SECONDS:
             return None
         return synced_from - timedelta(seconds=OVERLAP_SECONDS)
