@@ -179,9 +179,6 @@ class RemoteKeySets:
         An unknown ``kid`` within the interval gets the cached set back: the caller then
         fails on the kid. Raising ``ResultPending`` happens before anything is recorded.
         """
-        problem = uri_problem(uri)
-        if problem is not None:
-            raise KeySetUnavailable(f"jwks_uri refused: {problem}")
         with self._lock:
             found = self._cached_or_fetched(uri, kid)
         if isinstance(found, KeySet):
@@ -333,7 +330,9 @@ class RemoteKeySets:
     def _fetch(self, flight: _Flight) -> _Fetched:
         """GET the set; changes nothing but the flight's connections."""
         where = _where(flight.uri)
-        problem = uri_problem(flight.uri)  # checked again right before the request
+        # Registration checks the uri too; checked again before every request, as the last
+        # word on where this process connects.
+        problem = uri_problem(flight.uri)
         if problem is not None:
             raise KeySetUnavailable(f"jwks_uri refused: {problem}")
         deadline = time.monotonic() + self._timeout
@@ -361,7 +360,8 @@ class RemoteKeySets:
         except DocumentTooLarge:
             raise KeySetUnavailable(f"{where}: the body is over {self._max_bytes} bytes") from None
         except httpx.HTTPError as error:
-            if flight.connections.was_cut:
+            # httpx's own timeouts (per phase, each the whole budget) and our cut are one story.
+            if flight.connections.was_cut or isinstance(error, httpx.TimeoutException):
                 raise KeySetUnavailable(
                     f"{where}: no complete answer within {self._timeout:g} s"
                 ) from None
