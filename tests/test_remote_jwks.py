@@ -782,3 +782,20 @@ def test_the_least_recently_used_uris_are_forgotten_past_the_bound(
         assert host.count(f"/jwks?n={n}") == 1, f"uri {n} is still cached"
     key_sets.key_set(uris[2], None)
     assert host.count("/jwks?n=2") == 2, "uri 2 was forgotten"
+
+
+def test_a_uri_being_fetched_is_not_forgotten_for_a_new_one(
+    host: KeyHost, key_sets: RemoteKeySets
+) -> None:
+    """The requests waiting for a fetch run again expecting to find its outcome cached."""
+    key_sets.max_uris = 1
+    host.routes["/jwks"] = held(key_set_route())
+    uris = [host.url(f"/jwks?n={n}") for n in (1, 2)]
+    futures = [pending_future(key_sets, uri) for uri in uris]
+    host.gate.set()
+    for future in futures:
+        future.result(timeout=PROMPT_SECONDS)
+    with on_the_event_loop():
+        for uri in uris:
+            assert kids_of(key_sets.key_set(uri, None)) == ["a"]
+    assert len(host.requests) == 2

@@ -177,7 +177,8 @@ class RemoteKeySets:
         is False); otherwise waits for the fetch.
 
         An unknown ``kid`` within the interval gets the cached set back: the caller then
-        fails on the kid. Raising ``ResultPending`` happens before anything is recorded.
+        fails on the kid. Call it before recording anything for the request (a failed
+        authentication, a used ``jti``): after ``ResultPending`` the request runs again.
         """
         with self._lock:
             found = self._cached_or_fetched(uri, kid)
@@ -224,7 +225,7 @@ class RemoteKeySets:
         entry = self._entries.get(uri)
         if entry is None:
             entry = self._entries[uri] = _Entry()
-            self._evict()
+            self._evict(uri)
         else:
             self._entries.move_to_end(uri)
         key_set = entry.key_set
@@ -240,14 +241,15 @@ class RemoteKeySets:
             raise KeySetUnavailable(entry.failure)
         return entry.flight or self._start(uri, entry, now)
 
-    def _evict(self) -> None:
-        """Under the lock: forget the least recently used uris past ``max_uris`` (not one
-        being fetched: its waiters expect to find the outcome)."""
+    def _evict(self, new: str) -> None:
+        """Under the lock: forget the least recently used uris past ``max_uris``, but neither
+        the ``new`` one nor one being fetched (its waiters expect to find the outcome)."""
         while len(self._entries) > self.max_uris:
-            idle = next((uri for uri, entry in self._entries.items() if entry.flight is None), None)
-            if idle is None:
+            idle = (u for u, entry in self._entries.items() if entry.flight is None and u != new)
+            oldest = next(idle, None)
+            if oldest is None:
                 return
-            del self._entries[idle]
+            del self._entries[oldest]
 
     def _start(self, uri: str, entry: _Entry, now: float) -> _Flight:
         """Under the lock: queue a fetch of ``uri``, starting a thread if none is free."""
