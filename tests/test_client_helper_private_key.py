@@ -453,6 +453,8 @@ def public_pem(key: PrivateKeyObject) -> bytes:
 
 
 RSA_KEY = new_private_key("RS256")
+#: The key the helper must refuse for being too short.
+WEAK_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
 EC_KEY = new_private_key("ES256")
 ED_KEY = new_private_key("EdDSA")
 
@@ -476,7 +478,7 @@ ED_KEY = new_private_key("EdDSA")
             "not an EC secp384r1 key",
         ),
         (
-            {"private_key": rsa.generate_private_key(public_exponent=65537, key_size=1024)},
+            {"private_key": WEAK_RSA_KEY},
             "1024-bit RSA key: RS256 needs at least 2048 bits",
         ),
         ({"private_key": RSA_KEY.public_key()}, "is a public key"),
