@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from joserfc.jwk import KeySet
 from sqlalchemy.orm import Session
 
 from authserver.audit import audit_event
@@ -25,8 +26,9 @@ from authserver.oauth.errors import TemporarilyUnavailableError
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
+from authserver.security.remote_jwks import KeySetUnavailable, RemoteKeySets
 from authserver.security.secrets import RememberingVerifier, unless_locked
-from authserver.services import registrations, revocations
+from authserver.services import assertions, registrations, revocations
 from authserver.services.database_guard import (
     BACKGROUND_CALL_TIMEOUT_SECONDS,
     RETRY_AFTER_SECONDS,
@@ -64,6 +66,9 @@ def _oauth_client(found: Registration) -> OAuthClient:
         scopes=found.scopes,
         audiences=found.audiences,
         token_ttl=found.token_ttl,
+        auth_method=found.auth_method,
+        key_set=found.key_set,
+        jwks_uri=found.jwks_uri,
     )
 
 
@@ -78,6 +83,7 @@ class DatabaseBackend:
     database: DatabaseGuard
     revocations: RevocationList
     registrations: RegistrationCache = field(init=False)
+    remote_keys: RemoteKeySets
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
     outage_grace: float = 0.0
 
@@ -108,6 +114,28 @@ class DatabaseBackend:
             return None
         self.usage.record(client_id, now)
         return _oauth_client(found)
+
+    def find_client(self, client_id: str) -> OAuthClient | None:
+        found = self._registration(client_id)
+        return _oauth_client(found) if found is not None and found.enabled else None
+
+    def client_keys(self, client: OAuthClient, kid: str | None) -> KeySet:
+        if client.key_set is not None:
+            return client.key_set
+        if client.jwks_uri is None:
+            raise KeySetUnavailable("the client has no keys registered")
+        return self.remote_keys.key_set(client.jwks_uri, kid)
+
+    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        try:
+            fresh = self.read(
+                lambda session: assertions.first_use(session, client_id, jti, expires_at)
+            )
+        except DatabaseUnreachable:
+            raise _unavailable("used assertions cannot be recorded") from None
+        if fresh:
+            self.usage.record(client_id, datetime.now(UTC))
+        return fresh
 
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())

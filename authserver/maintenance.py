@@ -23,7 +23,7 @@ from flask import Flask
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.runtime import Runtime
-from authserver.services import registry, revocations, usage
+from authserver.services import assertions, registry, revocations, usage
 from authserver.services.database_guard import DatabaseUnreachable
 from authserver.services.keys import rotate_if_due
 from authserver.services.revocation_list import SYNC_INTERVAL_SECONDS
@@ -77,6 +77,7 @@ class Maintenance:
         now = datetime.now(UTC)
         registry.purge_expired_secrets(db.session(), now)
         revocations.purge_expired_revocations(db.session(), now)
+        assertions.purge_expired_assertions(db.session(), now)
         db.session.commit()
 
     def _rotate_keys(self) -> None:

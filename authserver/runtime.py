@@ -15,11 +15,13 @@ from flask import Flask
 
 from authserver.config import SHARED_COUNTERS_ENV, Settings
 from authserver.database_backend import DatabaseBackend, read_through
+from authserver.http import routes
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
 from authserver.security.key_material import SigningKey
 from authserver.security.keyring import KeyRingLoader
+from authserver.security.remote_jwks import RemoteKeySets
 from authserver.services import key_retention
 from authserver.services.database_guard import DatabaseGuard
 from authserver.services.key_retention import RetentionCache
@@ -77,6 +79,7 @@ class Runtime:
             limiter,
             database,
             RevocationList(outage_grace=grace),
+            RemoteKeySets(),
             outage_grace=grace,
         )
         oauth = AuthorizationServer(
@@ -84,6 +87,7 @@ class Runtime:
             generator,
             issuer=settings.issuer,
             default_audience=settings.default_audience,
+            token_endpoint=routes.TOKEN.url(settings.issuer),
         )
         return cls(settings, keys, retention, usage, limiter, oauth, backend)
 

@@ -26,7 +26,7 @@ from authserver.services import registry
 from authserver.services.keys import revoke_key
 from tests.conftest import ISSUER, LiveServer, RegisteredClient
 from tests.support.oauth import (
-    AUTH_METHODS,
+    SECRET_METHODS,
     CreateClient,
     introspect,
     issue_token,
@@ -81,7 +81,7 @@ def handmade_jwt(
 # --- active tokens --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_live_token_is_active_with_exactly_the_rfc7662_fields_equal_to_its_claims(
     http: requests.Session, live_server: LiveServer, create_client: CreateClient, method: str
 ) -> None:
@@ -336,7 +336,7 @@ def test_introspection_without_client_authentication_is_invalid_client(
     assert "active" not in response.json()
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_introspection_with_a_wrong_secret_is_invalid_client(
     http: requests.Session, live_server: LiveServer, create_client: CreateClient, method: str
 ) -> None:

@@ -18,7 +18,7 @@ from authserver.maintenance import Maintenance
 from authserver.models import RevokedToken
 from tests.conftest import LiveServer, RegisteredClient
 from tests.support.oauth import (
-    AUTH_METHODS,
+    SECRET_METHODS,
     CreateClient,
     introspect,
     issue_token,
@@ -59,7 +59,7 @@ def jti_of(token: str) -> str:
     return jti
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_client_revokes_its_own_token_which_then_introspects_inactive(
     http: requests.Session, live_server: LiveServer, create_client: CreateClient, method: str
 ) -> None:
@@ -93,7 +93,7 @@ def test_another_clients_revocation_is_200_and_leaves_the_token_active(
     other = create_client(name="other")
     token = issue_token(http, live_server, owner)
 
-    for method in AUTH_METHODS:
+    for method in SECRET_METHODS:
         assert_revoked_ok(revoke(http, live_server, other, token, method))
 
     assert is_active(http, live_server, owner, token)
@@ -132,7 +132,7 @@ def test_unauthenticated_revocation_is_401_and_revokes_nothing(
     anonymous = revoke(http, live_server, None, token)
     oauth_error(anonymous, 401, "invalid_client")
     assert anonymous.headers.get("WWW-Authenticate") == 'Basic realm="authserver"'
-    for method in AUTH_METHODS:
+    for method in SECRET_METHODS:
         oauth_error(revoke(http, live_server, impostor, token, method), 401, "invalid_client")
     # The client id from the token's own claims is no credential either.
     oauth_error(

@@ -12,7 +12,7 @@ import requests
 
 from tests.conftest import LiveServer
 from tests.support.oauth import (
-    AUTH_METHODS,
+    SECRET_METHODS,
     CreateClient,
     TokenParameterEndpoint,
     introspect,
@@ -24,7 +24,7 @@ from tests.support.oauth import (
 CheckError = Callable[[requests.Response, int, str], Any]
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 @pytest.mark.parametrize(
     ("endpoint", "check"),
     [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +14,14 @@ from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.extensions import db
 from authserver.services import registry
-from authserver.services.client_fields import MAX_GRACE, MAX_SECRET_LIFETIME
+from authserver.services.client_fields import (
+    AUTH_METHODS,
+    KEY_AUTH_METHOD,
+    MAX_GRACE,
+    MAX_JWKS_BYTES,
+    MAX_SECRET_LIFETIME,
+    SECRET_AUTH_METHOD,
+)
 from authserver.services.formatting import client_view, printable
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -28,6 +37,17 @@ EXPIRES_IN_OPTION = click.option(
     type=click.IntRange(1, MAX_SECRET_LIFETIME),
     metavar="SECONDS",
     help="The new secret stops working by itself after this many seconds (at most ten years).",
+)
+JWKS_FILE_OPTION = click.option(
+    "--jwks-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="A JSON file holding the client's public JWK Set (private_key_jwt clients).",
+)
+JWKS_URI_OPTION = click.option(
+    "--jwks-uri",
+    metavar="URL",
+    help="Where the client serves its public JWK Set: https (http only on loopback).",
 )
 TOKEN_TTL_OPTION = click.option(
     "--token-ttl",
@@ -49,6 +69,16 @@ def group() -> None:
 @AUDIENCE_OPTION
 @TOKEN_TTL_OPTION
 @click.option(
+    "--auth-method",
+    type=click.Choice(AUTH_METHODS),
+    default=SECRET_AUTH_METHOD,
+    show_default=True,
+    help="How the client authenticates: with a secret, or with assertions signed by its "
+    "private key (RFC 7523; give its public keys with --jwks-file or --jwks-uri).",
+)
+@JWKS_FILE_OPTION
+@JWKS_URI_OPTION
+@click.option(
     "--secret-stdin",
     is_flag=True,
     help="Read the secret from standard input instead of generating one (for migrations).",
@@ -60,12 +90,25 @@ def create(
     scope: str,
     audiences: tuple[str, ...],
     token_ttl: int | None,
+    auth_method: str,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
     secret_stdin: bool,
     expires_in: int | None,
     as_json: bool,
 ) -> None:
-    """Register a client and print its secret, which is shown this once."""
+    """Register a client and print its secret, which is shown this once (a private_key_jwt
+    client has no secret)."""
+    if auth_method == KEY_AUTH_METHOD and (jwks_file is None) == (jwks_uri is None):
+        raise click.UsageError("--auth-method private_key_jwt needs --jwks-file or --jwks-uri")
+    if auth_method != KEY_AUTH_METHOD and (jwks_file is not None or jwks_uri is not None):
+        raise click.UsageError("--jwks-file and --jwks-uri need --auth-method private_key_jwt")
+    if auth_method == KEY_AUTH_METHOD and (secret_stdin or expires_in is not None):
+        raise click.UsageError(
+            "--secret-stdin and --expires-in are for secret clients, not private_key_jwt"
+        )
     chosen_secret = _read_secret_from_stdin() if secret_stdin else None
+    jwks = _read_jwks(jwks_file) if jwks_file is not None else None
     with app_context():
         created = registry.create_client(
             db.session(),
@@ -75,11 +118,17 @@ def create(
             token_ttl=token_ttl,
             chosen_secret=chosen_secret,
             secret_expires_in=expires_in,
+            auth_method=auth_method,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
         )
         db.session.commit()
         audit("client.created", created.client.client_id)
-        document = {**client_view(created.client), "client_secret": created.client_secret}
-    _print_secret(document, as_json)
+        view = client_view(created.client)
+    if created.client_secret is None:
+        _output(view, as_json)
+    else:
+        _print_secret({**view, "client_secret": created.client_secret}, as_json)
 
 
 @group.command("rotate-secret")
@@ -151,6 +200,8 @@ def show(client_id: str, as_json: bool) -> None:
 @click.option("--scope", help="New space-separated scopes (replaces the old ones).")
 @AUDIENCE_OPTION
 @TOKEN_TTL_OPTION
+@JWKS_FILE_OPTION
+@JWKS_URI_OPTION
 @JSON_OPTION
 def update(
     client_id: str,
@@ -158,11 +209,20 @@ def update(
     scope: str | None,
     audiences: tuple[str, ...],
     token_ttl: int | None,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
     as_json: bool,
 ) -> None:
-    """Change a client's name, scopes, audiences (the list is replaced) or token lifetime."""
-    if name is None and scope is None and not audiences and token_ttl is None:
-        raise click.UsageError("give at least one of --name, --scope, --audience, --token-ttl")
+    """Change a client's name, scopes, audiences (the list is replaced), token lifetime or,
+    for a private_key_jwt client, its keys (--jwks-file or --jwks-uri replaces them)."""
+    keys_given = jwks_file is not None or jwks_uri is not None
+    if name is None and scope is None and not audiences and token_ttl is None and not keys_given:
+        raise click.UsageError(
+            "give at least one of --name, --scope, --audience, --token-ttl, --jwks-file, --jwks-uri"
+        )
+    if jwks_file is not None and jwks_uri is not None:
+        raise click.UsageError("give --jwks-file or --jwks-uri, not both")
+    jwks = _read_jwks(jwks_file) if jwks_file is not None else None
     with app_context():
         client = registry.update_client(
             db.session(),
@@ -171,6 +231,8 @@ def update(
             scope=scope,
             audiences=audiences or None,
             token_ttl=token_ttl,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
         )
         db.session.commit()
         audit("client.updated", client_id)
@@ -223,6 +285,22 @@ def _read_secret_from_stdin() -> str:
     return secret
 
 
+def _read_jwks(path: Path) -> Any:
+    """The JSON document in ``path``; its keys are checked by the registry."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidClientData(f"--jwks-file {str(path)!r}: cannot read it ({exc})") from None
+    if len(text) > MAX_JWKS_BYTES:
+        raise InvalidClientData(
+            f"--jwks-file {str(path)!r}: a JWK Set is at most {MAX_JWKS_BYTES} bytes"
+        )
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidClientData(f"--jwks-file {str(path)!r}: not JSON ({exc})") from None
+
+
 def _output(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(view)
@@ -235,6 +313,8 @@ def _print_client(view: dict[str, Any]) -> None:
     for field, value in view.items():
         if field == "client_secret":
             continue
+        if isinstance(value, dict):  # a JWK Set: public keys, on one line
+            value = json.dumps(value, separators=(",", ":"))
         shown = ", ".join(value) if isinstance(value, list) else value
         if shown in (None, ""):
             shown = "-"

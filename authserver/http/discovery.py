@@ -21,6 +21,7 @@ from authserver.http.errors import unexpected_error
 from authserver.http.responses import json_headers, status_line
 from authserver.http.routes import ROUTES
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
+from authserver.security.client_keys import ASSERTION_ALGORITHMS
 from authserver.security.keyring import KeyRingLoader
 from authserver.services.key_retention import RetentionCache
 
@@ -94,8 +95,11 @@ def _metadata_body(issuer: str) -> bytes:
         {
             "grant_types_supported": [GRANT_TYPE],
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "response_types_supported": [],
         }
     )

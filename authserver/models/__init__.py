@@ -1,5 +1,6 @@
 """SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
 
+from authserver.models.assertion import UsedAssertion
 from authserver.models.base import Base, UTCDateTime, utcnow
 from authserver.models.client import Client, ClientSecret
 from authserver.models.revocation import RevokedToken
@@ -11,6 +12,7 @@ __all__ = [
     "ClientSecret",
     "RevokedToken",
     "StoredSigningKey",
+    "UsedAssertion",
     "UTCDateTime",
     "utcnow",
 ]

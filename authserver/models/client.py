@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -14,7 +15,11 @@ class Client(Base):
     """A service allowed to obtain tokens with the client_credentials grant.
 
     ``scope`` is the space-separated set of scopes the client may ask for (RFC 6749 §3.3);
-    ``audiences`` the resource indicators it may name (RFC 8707).
+    ``audiences`` the resource indicators it may name (RFC 8707). ``auth_method`` is how it
+    authenticates (RFC 7591 §2 ``token_endpoint_auth_method``): with a secret
+    (``client_secret_basic``, which also admits ``client_secret_post``), or with a signed
+    assertion (``private_key_jwt``, RFC 7523 §2.2) verified against its public keys, given
+    either inline (``jwks``) or as a URL it serves them at (``jwks_uri``).
     """
 
     __tablename__ = "clients"
@@ -27,6 +32,11 @@ class Client(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    auth_method: Mapped[str] = mapped_column(
+        String(32), default="client_secret_basic", server_default="client_secret_basic"
+    )
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    jwks_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     secrets: Mapped[list[ClientSecret]] = relationship(
         back_populates="client",

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from joserfc.jwk import KeySet
+
 from authserver.oauth.clients import OAuthClient
 from authserver.security.keys import SigningKey
 
@@ -28,6 +30,20 @@ class Backend(Protocol):
         :class:`~authserver.security.secrets.VerifierBusyError` when an Argon2id check found
         no free turn.
         """
+
+    def find_client(self, client_id: str) -> OAuthClient | None:
+        """The registered, enabled client (None: unknown or disabled), checking nothing else:
+        for an assertion, whose proof is checked against what this returns."""
+
+    def client_keys(self, client: OAuthClient, kid: str | None) -> KeySet:
+        """A key client's public keys: registered, or fetched from its ``jwks_uri`` (again
+        when ``kid`` is not among them, at most every 30 s). Raises
+        :class:`~authserver.security.remote_jwks.KeySetUnavailable`, or
+        :class:`~authserver.security.pending.ResultPending` when a fetch must be awaited."""
+
+    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        """Spend an assertion's ``jti`` for every worker and instance; False if it was spent
+        before (a replay). The client counts as used, as with a right secret."""
 
     def published_keys(self) -> Sequence[SigningKey]:
         """Keys whose signatures still count (next, active, retired within its window)."""

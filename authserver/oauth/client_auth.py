@@ -1,8 +1,9 @@
-"""Client authentication at the token endpoint (RFC 6749 §2.3.1).
+"""Client authentication at the OAuth endpoints: a secret (RFC 6749 §2.3.1) or a signed
+assertion (``private_key_jwt``, RFC 7523 §2.2, see :mod:`client_assertion`).
 
 Replaces Authlib's ``client_secret_basic``/``client_secret_post`` functions because they
-compare plaintext secrets, decode Basic credentials with ``unquote`` instead of form decoding,
-and accept a request that uses both methods at once, which §2.3 forbids.
+compare plaintext secrets, decode Basic credentials with ``unquote`` only, and accept a
+request that uses two methods at once, which §2.3 forbids.
 
 The steps, in order: an id longer than any we issue fails at once (counted against the address
 only, so it never reaches a cache or a per-id counter); the per-client lock is read, and while
@@ -13,13 +14,23 @@ and its CPU a weapon); a failure is counted, and answered 429 if the id was lock
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from authserver.oauth.backend import Backend
-from authserver.oauth.clients import CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, OAuthClient
+from authserver.oauth.client_assertion import (
+    JWT_BEARER,
+    AssertionRejected,
+    ClientAssertionVerifier,
+)
+from authserver.oauth.clients import (
+    CLIENT_SECRET_BASIC,
+    CLIENT_SECRET_POST,
+    PRIVATE_KEY_JWT,
+    OAuthClient,
+)
 from authserver.oauth.errors import (
     InvalidClientError,
     TemporarilyUnavailableError,
@@ -33,23 +44,65 @@ BUSY_RETRY_AFTER_SECONDS = 1
 
 
 def authenticate_client(
-    request: OAuthFormRequest, backend: Backend, methods: Collection[str]
+    request: OAuthFormRequest,
+    backend: Backend,
+    methods: Collection[str],
+    assertion_audiences: Sequence[str] = (),
 ) -> OAuthClient:
-    """The client the request authenticates, by the one method it uses, if ``methods`` has it."""
+    """The client the request authenticates, by the one method it uses, if ``methods`` has it.
+
+    ``assertion_audiences``: what a client assertion's ``aud`` may name at this endpoint.
+    """
     source = request.source
     form = request.payload.data
+    if "client_assertion" in form or "client_assertion_type" in form:
+        if source.authorization_scheme is not None or "client_secret" in form:
+            raise InvalidRequestError(
+                "The request uses more than one client authentication method "
+                "(RFC 6749 section 2.3): send a client_assertion or a secret, not both."
+            )
+        _require_method(PRIVATE_KEY_JWT, methods)
+        return _authenticate_assertion(request, backend, assertion_audiences)
     if source.authorization_scheme is not None:
         _require_method(CLIENT_SECRET_BASIC, methods)
         return _authenticate_basic(request, backend)
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if not client_id or not secret:
         raise InvalidClientError(
-            "Client authentication is required: use HTTP Basic (client_secret_basic) "
-            "or client_id and client_secret in the body (client_secret_post).",
+            "Client authentication is required: use HTTP Basic (client_secret_basic), "
+            "client_id and client_secret in the body (client_secret_post), or a "
+            "client_assertion (private_key_jwt).",
             challenge=True,
         )
     _require_method(CLIENT_SECRET_POST, methods)
     return _verified(request, backend, client_id, secret, CLIENT_SECRET_POST, challenge=False)
+
+
+def _authenticate_assertion(
+    request: OAuthFormRequest, backend: Backend, audiences: Sequence[str]
+) -> OAuthClient:
+    """RFC 7521 §4.2: ``client_assertion_type`` says a JWT, ``client_assertion`` is it;
+    ``client_id`` is optional and, if sent, must be the assertion's subject."""
+    form = request.payload.data
+    assertion = form.get("client_assertion", "")
+    verifier = ClientAssertionVerifier(backend, audiences)
+    try:
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise AssertionRejected(f"client_assertion_type is not {JWT_BEARER}")
+        if not assertion:
+            raise AssertionRejected("client_assertion is missing or empty")
+        client = verifier.verify(request)
+        if "client_id" in form and form["client_id"] != client.client_id:
+            raise AssertionRejected("client_id differs from the assertion's sub")
+    except AssertionRejected as rejected:
+        subject = verifier.claimed_subject(assertion) if assertion else None
+        _failed(request, backend, subject or form.get("client_id"), PRIVATE_KEY_JWT, rejected.check)
+        raise InvalidClientError(
+            "Client authentication failed: the client assertion was not accepted.",
+            challenge=False,
+        ) from None
+    request.auth_method = PRIVATE_KEY_JWT
+    return client
 
 
 def _require_method(method: str, methods: Collection[str]) -> None:
@@ -72,14 +125,21 @@ def _authenticate_basic(request: OAuthFormRequest, backend: Backend) -> OAuthCli
             "The request uses more than one client authentication method "
             "(RFC 6749 section 2.3): send the secret in the Basic header only."
         )
-    client_id, secret = (unquote_plus(part) for part in source.basic)
+    raw = source.basic
+    client_id, secret = (unquote_plus(part) for part in raw)
     if not client_id or not secret:
         raise InvalidClientError(
             "The Basic credentials need both a client id and a secret.", challenge=True
         )
-    if "client_id" in form and form["client_id"] != client_id:
+    if "client_id" in form and form["client_id"] not in (client_id, raw[0]):
         raise InvalidRequestError("client_id in the body differs from the Basic credentials.")
-    return _verified(request, backend, client_id, secret, CLIENT_SECRET_BASIC, challenge=True)
+    # RFC 6749 §2.3.1 has clients form-encode id and secret inside Basic; requests-oauthlib,
+    # httpx, Authlib and curl -u send them as they are. A secret with "+", "%" or a space
+    # differs between the two readings: when the decoded one fails, the raw one is tried too.
+    unencoded = raw if raw != (client_id, secret) else None
+    return _verified(
+        request, backend, client_id, secret, CLIENT_SECRET_BASIC, challenge=True, also=unencoded
+    )
 
 
 def _verified(
@@ -90,37 +150,50 @@ def _verified(
     method: str,
     *,
     challenge: bool,
+    also: tuple[str, str] | None = None,
 ) -> OAuthClient:
+    """The client whose secret this is; ``also``: a second (id, secret) reading to try."""
     too_long = len(client_id) > MAX_CLIENT_ID_LENGTH
-    if not too_long:
-        client = _check_secret(backend, client_id, secret)
+    for candidate_id, candidate_secret in [(client_id, secret), *([also] if also else [])]:
+        if too_long or len(candidate_id) > MAX_CLIENT_ID_LENGTH:
+            continue
+        client = _check_secret(backend, candidate_id, candidate_secret)
         if client is not None:
             request.auth_method = method
             return client
-    if too_long:
-        # The id itself could be 60 KB: the log gets its length, never the id.
-        backend.record(
-            "client.authentication",
-            outcome="failure",
-            client_id=None,
-            method=method,
-            client_id_length=len(client_id),
-        )
-    else:
-        backend.record(
-            "client.authentication", outcome="failure", client_id=client_id, method=method
-        )
-    retry_after = backend.record_authentication_failure(
-        None if too_long else client_id, request.source.remote_addr
-    )
-    if retry_after is not None:
-        raise TooManyRequestsError(retry_after)
+    _failed(request, backend, client_id, method)
     raise InvalidClientError(
         f"Client authentication failed: a client id is at most {MAX_CLIENT_ID_LENGTH} characters."
         if too_long
         else "Client authentication failed: unknown client, wrong secret or disabled client.",
         challenge=challenge,
     )
+
+
+def _failed(
+    request: OAuthFormRequest,
+    backend: Backend,
+    client_id: str | None,
+    method: str,
+    check: str | None = None,
+) -> None:
+    """Log and count a failed authentication; raise 429 if the id was already locked.
+
+    The log names the check that failed when there is more than "wrong secret" to say, never
+    a secret or an assertion.
+    """
+    too_long = client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH
+    details: dict[str, object] = {"method": method}
+    if check is not None:
+        details["check"] = check
+    if too_long:
+        # The id itself could be 60 KB: the log gets its length, never the id.
+        details["client_id_length"] = len(client_id or "")
+    counted_id = None if too_long else client_id
+    backend.record("client.authentication", outcome="failure", client_id=counted_id, **details)
+    retry_after = backend.record_authentication_failure(counted_id, request.source.remote_addr)
+    if retry_after is not None:
+        raise TooManyRequestsError(retry_after)
 
 
 def _check_secret(backend: Backend, client_id: str, secret: str) -> OAuthClient | None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from joserfc.jwk import KeySet
 
 GRANT_TYPE = "client_credentials"
 CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 (a method name, not a secret)
 CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 (a method name, not a secret)
-#: RFC 6749 §2.3.1, accepted at every endpoint (the grant's and the endpoints' lists, and
-#: the metadata's ``*_auth_methods_supported``).
-AUTH_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+#: RFC 6749 §2.3.1: the two ways to present a secret.
+SECRET_METHODS = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+#: RFC 7523 §2.2: an assertion signed with the client's private key.
+PRIVATE_KEY_JWT = "private_key_jwt"
+#: Accepted at every endpoint (the grant's and the endpoints' lists, and the metadata's
+#: ``*_auth_methods_supported``).
+AUTH_METHODS = (*SECRET_METHODS, PRIVATE_KEY_JWT)
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,8 @@ class OAuthClient(ClientMixin):
 
     ``granted_audience`` is filled in by the grant once the request's ``resource``/``audience``
     has been checked, because Authlib's token generator only receives the client.
+    ``auth_method`` is how it is registered to authenticate; a ``private_key_jwt`` client's
+    public keys are ``key_set`` (registered inline) or served at ``jwks_uri``.
     """
 
     client_id: str
@@ -27,6 +34,9 @@ class OAuthClient(ClientMixin):
     audiences: tuple[str, ...]
     token_ttl: int | None
     granted_audience: str | list[str] | None = None
+    auth_method: str = CLIENT_SECRET_BASIC
+    key_set: KeySet | None = field(default=None, compare=False)
+    jwks_uri: str | None = None
 
     def with_audience(self, audience: str | list[str]) -> OAuthClient:
         return replace(self, granted_audience=audience)

@@ -46,12 +46,14 @@ class AuthorizationServer(_AuthorizationServer):
         *,
         issuer: str,
         default_audience: str,
+        token_endpoint: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.clock = clock
         self.issuer = issuer
+        self.token_endpoint = token_endpoint
         self.default_audience = default_audience
         self.register_grant(ClientCredentialsGrant)
         self.register_token_generator("default", token_generator)
@@ -90,8 +92,12 @@ class AuthorizationServer(_AuthorizationServer):
         Authlib's own implementation (``ClientAuthentication``) tries each method in turn
         and compares plaintext secrets; ours picks the one method the request uses, refuses
         it if ``methods`` lacks it, and counts failures (see ``client_auth``).
+
+        A client assertion's ``aud`` may name the issuer, the token endpoint or the endpoint
+        receiving it (RFC 7523 §3 item 3; clients differ in which they use).
         """
-        return authenticate_client(request, self.backend, methods)
+        audiences = (self.issuer, self.token_endpoint, request.source.endpoint_uri)
+        return authenticate_client(request, self.backend, methods, audiences)
 
     def handle_response(
         self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]

@@ -6,12 +6,16 @@ with the same words; every failure is an :class:`~authserver.errors.InvalidClien
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.security import secrets
+from authserver.security.client_keys import InvalidKeySet, public_key_set
+from authserver.security.remote_jwks import uri_problem
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
@@ -23,6 +27,13 @@ _URI_CHARACTERS = re.compile(r"(?:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]|%[0-9A-Fa-
 _URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:.+", re.IGNORECASE)
 AUDIENCE_SCHEMES = ("https", "http", "urn")
 MAX_NAME_LENGTH = 200
+#: RFC 7591 §2 ``token_endpoint_auth_method`` values a client may be registered with. A secret
+#: client's is ``client_secret_basic``, and it may use ``client_secret_post`` just the same.
+SECRET_AUTH_METHOD = "client_secret_basic"  # noqa: S105 (a method name, not a secret)
+KEY_AUTH_METHOD = "private_key_jwt"
+AUTH_METHODS = (SECRET_AUTH_METHOD, KEY_AUTH_METHOD)
+#: A registered JWK Set is stored in the clients table and read with every registration.
+MAX_JWKS_BYTES = 64 * 1024
 #: An admin-chosen secret can be guessed, unlike a generated one: this is its floor.
 MIN_CHOSEN_SECRET_LENGTH = 16
 MAX_CHOSEN_SECRET_LENGTH = 512
@@ -133,3 +144,43 @@ def capped_token_ttl(token_ttl: int | None) -> int | None:
     overflow key retention (JWKS, introspection, ``keys list``) nor mint a near-eternal token.
     """
     return None if token_ttl is None else min(token_ttl, MAX_ACCESS_TOKEN_TTL)
+
+
+def checked_auth_method(method: str) -> str:
+    if method not in AUTH_METHODS:
+        raise InvalidClientData(
+            f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}, got {method!r}"
+        )
+    return method
+
+
+def checked_jwks(document: Any) -> dict[str, Any]:
+    """A JWK Set of public signing keys (:func:`public_key_set`'s rules), as given."""
+    try:
+        public_key_set(document)
+    except InvalidKeySet as exc:
+        raise InvalidClientData(f"jwks: {exc}") from None
+    if len(json.dumps(document)) > MAX_JWKS_BYTES:
+        raise InvalidClientData(f"jwks: a registered JWK Set is at most {MAX_JWKS_BYTES} bytes")
+    return dict(document)
+
+
+def checked_jwks_uri(uri: str) -> str:
+    """Where the client serves its keys: https, or http on a loopback host (for development).
+
+    The server fetches it, so it must not be a way to make the server talk plain http across
+    a network, nor to reach anything but a key document (the fetch itself is bounded too).
+    """
+    problem = uri_problem(uri)
+    if problem is not None:
+        raise InvalidClientData(f"jwks_uri {uri!r}: {problem}")
+    return uri
+
+
+def key_source(jwks: Any | None, jwks_uri: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """Exactly one of the two ways to give a key client its keys, checked."""
+    if (jwks is None) == (jwks_uri is None):
+        raise InvalidClientData("a private_key_jwt client needs exactly one of jwks or jwks_uri")
+    if jwks_uri is not None:
+        return None, checked_jwks_uri(jwks_uri)
+    return checked_jwks(jwks), None

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authserver.models import Client
+from authserver.services.client_fields import KEY_AUTH_METHOD
 
 
 def iso_utc(moment: datetime | None) -> str | None:
@@ -39,4 +40,10 @@ def client_view(client: Client) -> dict[str, Any]:
         "enabled": client.enabled,
         "created_at": iso_utc(client.created_at),
         "last_used_at": iso_utc(client.last_used_at),
+        "token_endpoint_auth_method": client.auth_method,
+        **(
+            {"jwks_uri": client.jwks_uri, "jwks": client.jwks}
+            if client.auth_method == KEY_AUTH_METHOD
+            else {}
+        ),
     }

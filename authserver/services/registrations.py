@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authserver.models import Client, ClientSecret
 from authserver.security import secrets
-from authserver.services.client_fields import capped_token_ttl
+from authserver.security.client_keys import InvalidKeySet, public_key_set
+from authserver.services.client_fields import SECRET_AUTH_METHOD, capped_token_ttl
 
 #: Anything else cannot be a client id; it is never sent to the database (PostgreSQL rejects
 #: a NUL byte in text with an error, which must not look like an outage).
@@ -28,7 +31,8 @@ class Registration:
     """What authenticating a client needs, detached from the session so workers can cache it.
 
     ``secrets`` holds ``(hash, expires_at)`` pairs; expiry is judged at each use, so a cached
-    registration never accepts a secret past its end.
+    registration never accepts a secret past its end. A ``private_key_jwt`` client has no
+    secrets but a ``key_set`` (parsed once per read, not per request) or a ``jwks_uri``.
     """
 
     client_id: str
@@ -37,6 +41,9 @@ class Registration:
     audiences: tuple[str, ...]
     token_ttl: int | None
     secrets: tuple[tuple[str, datetime | None], ...]
+    auth_method: str = SECRET_AUTH_METHOD
+    key_set: KeySet | None = field(default=None, compare=False)
+    jwks_uri: str | None = None
 
 
 def registration(session: Session, client_id: str) -> Registration | None:
@@ -49,6 +56,9 @@ def registration(session: Session, client_id: str) -> Registration | None:
             Client.scope,
             Client.audiences,
             Client.token_ttl,
+            Client.auth_method,
+            Client.jwks,
+            Client.jwks_uri,
             ClientSecret.secret_hash,
             ClientSecret.expires_at,
         )
@@ -68,7 +78,21 @@ def registration(session: Session, client_id: str) -> Registration | None:
         secrets=tuple(
             (row.secret_hash, row.expires_at) for row in rows if row.secret_hash is not None
         ),
+        auth_method=first.auth_method,
+        key_set=_key_set(first.jwks),
+        jwks_uri=first.jwks_uri,
     )
+
+
+def _key_set(jwks: dict[str, Any] | None) -> KeySet | None:
+    """The registered keys; a set that no longer passes the rules (stored by hand, or before
+    a rule was added) counts as no keys, so its client cannot authenticate."""
+    if jwks is None:
+        return None
+    try:
+        return public_key_set(jwks)
+    except InvalidKeySet:
+        return None
 
 
 def accepted(

@@ -14,15 +14,19 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from authserver.errors import ClientNotFound
+from authserver.errors import ClientNotFound, InvalidClientData
 from authserver.models import Client, ClientSecret, utcnow
 from authserver.security import secrets
 from authserver.services.client_fields import (
+    KEY_AUTH_METHOD,
     MAX_GRACE,
     MAX_SECRET_LIFETIME,
+    SECRET_AUTH_METHOD,
+    checked_auth_method,
     checked_token_ttl,
     hash_chosen_secret,
     in_range,
+    key_source,
     normalize_audiences,
     normalize_name,
     normalize_scope,
@@ -31,7 +35,16 @@ from authserver.services.client_fields import (
 
 @dataclass(frozen=True)
 class NewClient:
-    """A freshly created client with its secret in clear, which exists only in this object."""
+    """A freshly created client with its secret in clear, which exists only in this object
+    (``None`` for a ``private_key_jwt`` client, which has no secret)."""
+
+    client: Client
+    client_secret: str | None
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    """A secret client after a rotation, with its new secret in clear."""
 
     client: Client
     client_secret: str
@@ -46,11 +59,14 @@ def create_client(
     token_ttl: int | None = None,
     chosen_secret: str | None = None,
     secret_expires_in: int | None = None,
+    auth_method: str = SECRET_AUTH_METHOD,
+    jwks: Any | None = None,
+    jwks_uri: str | None = None,
     now: datetime | None = None,
 ) -> NewClient:
-    """Register a client; the secret is generated unless the admin supplies one to migrate."""
+    """Register a client. A secret client's secret is generated unless the admin supplies one
+    to migrate; a ``private_key_jwt`` client has no secret, only its public keys."""
     now = now or utcnow()
-    plain_secret, secret = _new_secret(chosen_secret, _expiry(secret_expires_in, now), now)
     client = Client(
         client_id=secrets.generate_client_id(),
         name=normalize_name(name),
@@ -59,8 +75,18 @@ def create_client(
         token_ttl=checked_token_ttl(token_ttl),
         enabled=True,
         created_at=now,
+        auth_method=checked_auth_method(auth_method),
     )
-    client.secrets.append(secret)
+    plain_secret = None
+    if client.auth_method == KEY_AUTH_METHOD:
+        if chosen_secret is not None or secret_expires_in is not None:
+            raise InvalidClientData("a private_key_jwt client has keys, not a secret")
+        client.jwks, client.jwks_uri = key_source(jwks, jwks_uri)
+    else:
+        if jwks is not None or jwks_uri is not None:
+            raise InvalidClientData("jwks and jwks_uri are for private_key_jwt clients only")
+        plain_secret, secret = _new_secret(chosen_secret, _expiry(secret_expires_in, now), now)
+        client.secrets.append(secret)
     session.add(client)
     session.flush()
     return NewClient(client, plain_secret)
@@ -73,7 +99,7 @@ def rotate_secret(
     grace: int = 0,
     expires_in: int | None = None,
     now: datetime | None = None,
-) -> NewClient:
+) -> RotatedSecret:
     """Give a client a new generated secret; the previous one works ``grace`` seconds more.
 
     A client has at most two live secrets, so rotating again during a grace period ends the
@@ -83,6 +109,11 @@ def rotate_secret(
     """
     in_range(grace, "grace", 0, MAX_GRACE)
     client = get_client(session, client_id, for_update=True)
+    if client.auth_method == KEY_AUTH_METHOD:
+        raise InvalidClientData(
+            f"client {client_id!r} authenticates with private_key_jwt and has no secret to "
+            "rotate; give it new keys with: authserver clients update --jwks-file or --jwks-uri"
+        )
     # The clock is read once the lock is held: a rotation that waited for another comes
     # after it, and its secret must be the newer of the two.
     now = now or utcnow()
@@ -103,7 +134,7 @@ def rotate_secret(
     plain_secret, secret = _new_secret(None, expires_at, now)
     client.secrets.append(secret)
     session.flush()
-    return NewClient(client, plain_secret)
+    return RotatedSecret(client, plain_secret)
 
 
 def _lock_database_for_writing(session: Session) -> None:
@@ -180,9 +211,19 @@ def update_client(
     scope: str | None = None,
     audiences: list[str] | tuple[str, ...] | None = None,
     token_ttl: int | None = None,
+    jwks: Any | None = None,
+    jwks_uri: str | None = None,
 ) -> Client:
-    """Change the given fields; ``audiences`` replaces the whole list."""
+    """Change the given fields; ``audiences`` replaces the whole list, and ``jwks`` or
+    ``jwks_uri`` replaces a key client's keys (whichever way they were given before)."""
     client = get_client(session, client_id)
+    if jwks is not None or jwks_uri is not None:
+        if client.auth_method != KEY_AUTH_METHOD:
+            raise InvalidClientData(
+                f"client {client_id!r} authenticates with a secret: only a private_key_jwt "
+                "client has keys"
+            )
+        client.jwks, client.jwks_uri = key_source(jwks, jwks_uri)
     if name is not None:
         client.name = normalize_name(name)
     if scope is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from authserver.oauth.clients import AUTH_METHODS, CLIENT_SECRET_BASIC, GRANT_TYPE
+from authserver.oauth.clients import CLIENT_SECRET_BASIC, GRANT_TYPE, SECRET_METHODS
 from authserver.oauth.server import (
     INTROSPECTION_ENDPOINT,
     REVOCATION_ENDPOINT,
@@ -40,7 +40,7 @@ def test_an_issued_token_is_one_success_event_with_its_scope_and_lifetime(
     ]
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_failed_authentication_is_one_failure_event_naming_the_id_and_the_method(
     server: AuthorizationServer, backend: MemoryBackend, client: MemoryClient, method: str
 ) -> None:
@@ -117,7 +117,7 @@ def test_a_revocation_records_the_jti_and_whether_it_was_new(
     ]
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_no_event_of_any_kind_holds_a_secret_or_a_token(
     server: AuthorizationServer,
     backend: MemoryBackend,

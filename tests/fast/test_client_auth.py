@@ -11,6 +11,7 @@ from authserver.oauth.clients import (
     AUTH_METHODS,
     CLIENT_SECRET_BASIC,
     GRANT_TYPE,
+    SECRET_METHODS,
 )
 from authserver.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from authserver.oauth.errors import InvalidClientError
@@ -57,7 +58,7 @@ def credentials_request(
 # --- the auth-method seam ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_authenticate_client_returns_the_client_when_its_method_is_in_the_list(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
@@ -69,12 +70,12 @@ def test_authenticate_client_returns_the_client_when_its_method_is_in_the_list(
     assert request.auth_method == method
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_authenticate_client_refuses_right_credentials_sent_by_a_method_not_in_the_list(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
     request = credentials_request(server, client, method)
-    others = [m for m in AUTH_METHODS if m != method]
+    others = [m for m in SECRET_METHODS if m != method]
 
     with pytest.raises(InvalidClientError) as refused:
         server.authenticate_client(request, others)
@@ -87,7 +88,7 @@ def test_authenticate_client_refuses_right_credentials_sent_by_a_method_not_in_t
 def test_authenticate_client_with_an_empty_list_refuses_every_method(
     server: AuthorizationServer, client: MemoryClient
 ) -> None:
-    for method in AUTH_METHODS:
+    for method in SECRET_METHODS:
         with pytest.raises(InvalidClientError):
             server.authenticate_client(credentials_request(server, client, method), [])
 
@@ -113,7 +114,7 @@ def test_authenticate_client_answers_both_methods_at_once_with_invalid_request(
     ],
     ids=["token", "introspection", "revocation"],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_each_endpoint_honours_its_own_auth_method_list(
     server: AuthorizationServer,
     client: MemoryClient,
@@ -134,7 +135,7 @@ def test_each_endpoint_honours_its_own_auth_method_list(
     assert (status, body["error"]) == (401, "invalid_client")
 
 
-def test_every_endpoint_accepts_both_methods_by_default() -> None:
+def test_every_endpoint_accepts_every_method_by_default() -> None:
     assert ClientCredentialsGrant.TOKEN_ENDPOINT_AUTH_METHODS == list(AUTH_METHODS)
     assert IntrospectionEndpoint.CLIENT_AUTH_METHODS == list(AUTH_METHODS)
     assert RevocationEndpoint.CLIENT_AUTH_METHODS == list(AUTH_METHODS)
@@ -230,7 +231,7 @@ def test_successful_authentications_are_never_counted(
     assert post_as(server, TOKEN_ENDPOINT, wrong(client), GRANT)[0] == 401
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_each_failure_is_counted_for_the_client_id_and_the_callers_address(
     server: AuthorizationServer, backend: MemoryBackend, client: MemoryClient, method: str
 ) -> None:

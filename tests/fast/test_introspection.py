@@ -15,7 +15,7 @@ import jwt
 import pytest
 from joserfc import jwt as joserfc_jwt
 
-from authserver.oauth.clients import AUTH_METHODS, CLIENT_SECRET_POST
+from authserver.oauth.clients import CLIENT_SECRET_POST, SECRET_METHODS
 from authserver.oauth.errors import REALM
 from authserver.oauth.server import INTROSPECTION_ENDPOINT, AuthorizationServer
 from authserver.security.keys import SigningKey
@@ -69,7 +69,7 @@ def signed(key: SigningKey, header: dict[str, Any], claims: dict[str, Any]) -> s
 # --- active --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_live_token_is_active_with_exactly_the_rfc7662_fields_equal_to_its_claims(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
@@ -326,7 +326,7 @@ def test_without_any_published_key_every_token_is_inactive(
 # --- request errors ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 @pytest.mark.parametrize(
     "form",
     [{}, {"token": ""}, {"token_type_hint": "access_token"}],

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from authserver.oauth.clients import AUTH_METHODS, CLIENT_SECRET_POST
+from authserver.oauth.clients import CLIENT_SECRET_POST, SECRET_METHODS
 from authserver.oauth.errors import REALM
 from authserver.oauth.server import INTROSPECTION_ENDPOINT, REVOCATION_ENDPOINT, AuthorizationServer
 from tests.support.clock import ManualClock
@@ -51,7 +51,7 @@ def claims_of(access_token: str) -> dict[str, Any]:
     return claims
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_client_revokes_its_own_token_which_then_introspects_inactive(
     server: AuthorizationServer, backend: MemoryBackend, client: MemoryClient, method: str
 ) -> None:
@@ -84,7 +84,7 @@ def test_revoking_twice_is_200_both_times_and_changes_nothing_the_second_time(
     assert not is_active(server, client, access_token)
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_another_clients_revocation_is_200_and_leaves_the_token_active(
     server: AuthorizationServer,
     backend: MemoryBackend,

@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from authserver.oauth.clients import AUTH_METHODS, CLIENT_SECRET_POST, GRANT_TYPE
+from authserver.oauth.clients import CLIENT_SECRET_POST, GRANT_TYPE, SECRET_METHODS
 from authserver.oauth.server import TOKEN_ENDPOINT, AuthorizationServer
 from authserver.security.keys import SigningKey
 from tests.fast.conftest import API_A, API_B, verified_claims
@@ -38,7 +38,7 @@ def issued(
     return body
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_token_response_is_an_uncacheable_bearer_token_with_lifetime_and_scope(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
@@ -54,7 +54,7 @@ def test_token_response_is_an_uncacheable_bearer_token_with_lifetime_and_scope(
     assert header(headers, "Pragma") == "no-cache"
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_token_is_an_rfc9068_at_jwt_naming_its_signing_key(
     server: AuthorizationServer, client: MemoryClient, signing_key: SigningKey, method: str
 ) -> None:
@@ -67,7 +67,7 @@ def test_token_is_an_rfc9068_at_jwt_naming_its_signing_key(
     }
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_token_claims_name_issuer_client_audience_scope_and_lifetime_on_the_server_clock(
     server: AuthorizationServer,
     client: MemoryClient,
@@ -133,7 +133,7 @@ def test_token_lifetime_is_the_clients_ttl_or_the_servers_default(
     assert claims["exp"] == claims["iat"] + expected
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_basic_and_body_credentials_are_form_urldecoded_for_a_special_character_secret(
     server: AuthorizationServer, backend: MemoryBackend, signing_key: SigningKey, method: str
 ) -> None:
@@ -170,7 +170,7 @@ def test_basic_credentials_with_a_matching_client_id_in_the_body_are_accepted(
     ],
     ids=["omitted-grants-all-registered", "subset", "all-in-request-order", "duplicates-collapse"],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_scope_grants_the_requested_subset_or_all_registered_when_omitted(
     server: AuthorizationServer,
     client: MemoryClient,
@@ -204,7 +204,7 @@ def two_audience_client(backend: MemoryBackend) -> MemoryClient:
     ],
     ids=["one-resource", "audience", "two-resources", "repeated-resource", "none-requested-all"],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_audience_is_what_the_request_names_or_every_registered_one_string_for_one(
     server: AuthorizationServer,
     two_audience_client: MemoryClient,

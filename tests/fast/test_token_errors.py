@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from authserver.oauth.clients import AUTH_METHODS, CLIENT_SECRET_BASIC, GRANT_TYPE
+from authserver.oauth.clients import CLIENT_SECRET_BASIC, GRANT_TYPE, SECRET_METHODS
 from authserver.oauth.errors import REALM
 from authserver.oauth.server import TOKEN_ENDPOINT, AuthorizationServer, Response
 from authserver.security.secrets import MAX_CLIENT_ID_LENGTH
@@ -52,7 +52,7 @@ def impostor(client: MemoryClient, **changes: str) -> MemoryClient:
     [{"secret": "ascs_wrong"}, {"client_id": "cli_nobody"}],
     ids=["wrong-secret", "unknown-client"],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_failed_client_authentication_is_401_with_a_challenge_only_for_basic(
     server: AuthorizationServer, client: MemoryClient, method: str, wrong: dict[str, str]
 ) -> None:
@@ -64,7 +64,7 @@ def test_failed_client_authentication_is_401_with_a_challenge_only_for_basic(
     assert "access_token" not in response[1]
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_disabled_client_is_401_invalid_client_with_its_right_secret(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
@@ -124,7 +124,7 @@ def test_basic_credentials_missing_a_part_are_401_with_a_challenge(
     assert header(response[2], "WWW-Authenticate") == CHALLENGE
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_client_id_longer_than_any_issued_is_401_counted_against_the_address_only(
     server: AuthorizationServer, backend: MemoryBackend, client: MemoryClient, method: str
 ) -> None:
@@ -174,7 +174,7 @@ def test_basic_credentials_with_a_different_client_id_in_the_body_are_invalid_re
     oauth_error(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_request_without_grant_type_is_invalid_request(
     server: AuthorizationServer, client: MemoryClient, method: str
 ) -> None:
@@ -207,7 +207,7 @@ def test_any_grant_type_but_client_credentials_is_unsupported_and_not_echoed(
     ["admin", "read admin", "READ", "read:all"],
     ids=["unregistered", "one-of-two-unregistered", "other-case", "suffixed"],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_scope_not_registered_for_the_client_is_invalid_scope(
     server: AuthorizationServer, client: MemoryClient, method: str, scope: str
 ) -> None:
@@ -253,7 +253,7 @@ def test_a_scope_value_holding_no_scope_token_is_invalid_scope(
         "issuer",
     ],
 )
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_a_resource_or_audience_not_registered_for_the_client_is_invalid_target(
     server: AuthorizationServer, backend: MemoryBackend, method: str, form: Form
 ) -> None:
@@ -286,7 +286,7 @@ def test_a_client_without_audiences_may_name_only_the_default_audience(
     oauth_error(response, 400, "invalid_target")
 
 
-@pytest.mark.parametrize("method", AUTH_METHODS)
+@pytest.mark.parametrize("method", SECRET_METHODS)
 def test_resource_together_with_audience_is_invalid_request_even_when_both_are_allowed(
     server: AuthorizationServer, backend: MemoryBackend, method: str
 ) -> None:

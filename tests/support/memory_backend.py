@@ -21,12 +21,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from joserfc.jwk import KeySet
+
 from authserver.http.routes import ROUTES
 from authserver.oauth.backend import Backend
 from authserver.oauth.clients import (
     CLIENT_SECRET_BASIC,
     CLIENT_SECRET_POST,
     GRANT_TYPE,
+    PRIVATE_KEY_JWT,
     OAuthClient,
 )
 from authserver.oauth.requests import FormRequest
@@ -37,6 +40,7 @@ from authserver.oauth.server import (
 )
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.keys import SigningKey
+from authserver.security.remote_jwks import KeySetUnavailable
 from authserver.security.secrets import VerifierBusyError
 
 ISSUER = "https://auth.example.test"
@@ -73,6 +77,8 @@ class MemoryClient:
     token_ttl: int | None = None
     enabled: bool = True
     chosen_secret: bool = False
+    #: A private_key_jwt client's public keys (its ``secret`` is then unused).
+    key_set: KeySet | None = None
 
     def oauth_client(self) -> OAuthClient:
         return OAuthClient(
@@ -80,6 +86,8 @@ class MemoryClient:
             scopes=self.scopes,
             audiences=self.audiences,
             token_ttl=self.token_ttl,
+            auth_method=CLIENT_SECRET_BASIC if self.key_set is None else PRIVATE_KEY_JWT,
+            key_set=self.key_set,
         )
 
 
@@ -126,6 +134,8 @@ class MemoryBackend:
     events: list[AuditEvent] = field(default_factory=list)
     #: When True, every credential check answers as a worker with no free Argon2id turn.
     busy: bool = False
+    #: Spent assertions: (client id, jti) → when they expire.
+    used_assertions: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def register(self, client_id: str, secret: str, **fields: Any) -> MemoryClient:
         client = MemoryClient(client_id, secret, **fields)
@@ -152,6 +162,18 @@ class MemoryBackend:
 
     def published_keys(self) -> Sequence[SigningKey]:
         return tuple(self.keys)
+
+    def find_client(self, client_id: str) -> OAuthClient | None:
+        client = self.clients.get(client_id)
+        return client.oauth_client() if client is not None and client.enabled else None
+
+    def client_keys(self, client: OAuthClient, kid: str | None) -> KeySet:
+        if client.key_set is None:
+            raise KeySetUnavailable("the client has no keys registered")
+        return client.key_set
+
+    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        return self.used_assertions.setdefault((client_id, jti), expires_at) is expires_at
 
     def client_retry_after(self, client_id: str) -> int | None:
         """Whole seconds left in the window (at least 1) once it holds the threshold."""
@@ -209,7 +231,12 @@ def build_server(
     protocol: Backend = backend  # mypy checks here that MemoryBackend conforms to the Protocol
     generator = AccessTokenGenerator(issuer, lambda: backend.signing_key, default_ttl, clock=clock)
     return AuthorizationServer(
-        protocol, generator, issuer=issuer, default_audience=default_audience, clock=clock
+        protocol,
+        generator,
+        issuer=issuer,
+        default_audience=default_audience,
+        token_endpoint=f"{issuer}{ENDPOINT_PATHS[TOKEN_ENDPOINT]}",
+        clock=clock,
     )
 
 

@@ -12,7 +12,7 @@ import requests
 from tests.conftest import LiveServer, RegisteredClient
 from tests.support.waiting import wait_until
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 #: The contract: a registry change (a client disabled or deleted, a secret rotated) reaches
 #: every worker within 2 seconds.
 REGISTRY_CHANGE_SECONDS = 2.0

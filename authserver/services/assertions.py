@@ -1,0 +1,53 @@
+"""Client assertions accepted once (RFC 7523 §3 item 7, RFC 7521 §4.2 ``jti``).
+
+An assertion is a bearer credential until it expires: whoever copies one from a log or a
+proxy could present it again. Each accepted assertion leaves a row keyed by a digest of its
+client id and ``jti`` until its expiry, and the row is written with "insert unless present",
+so the check and the record are one indexed write that every worker and instance sharing the
+database agrees on: of two requests racing with the same assertion, exactly one inserts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authserver.models import UsedAssertion
+
+#: "INSERT ... ON CONFLICT DO NOTHING": one statement, no error to roll back on a replay.
+_UPSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def assertion_digest(client_id: str, jti: str) -> str:
+    """SHA-256 of the pair, length-prefixed so no two pairs share an encoding."""
+    encoded = f"{len(client_id)}:{client_id}:{jti}".encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def first_use(session: Session, client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Record the assertion; False if it had been recorded before (a replay)."""
+    values = {"digest": assertion_digest(client_id, jti), "expires_at": expires_at}
+    insert = _UPSERTS.get(session.get_bind().dialect.name)
+    if insert is None:  # another database: a savepoint, and the key's violation says "seen"
+        try:
+            with session.begin_nested():
+                session.add(UsedAssertion(**values))
+        except IntegrityError:
+            return False
+        return True
+    statement = (
+        insert(UsedAssertion).values(values).on_conflict_do_nothing(index_elements=["digest"])
+    )
+    return bool(getattr(session.execute(statement), "rowcount", 0) == 1)
+
+
+def purge_expired_assertions(session: Session, now: datetime) -> None:
+    """An expired assertion is refused for its ``exp`` alone: its row is no longer needed."""
+    session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at <= now))
