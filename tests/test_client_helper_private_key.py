@@ -83,6 +83,27 @@ def register_key_client(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class KeyClient:
+    """A client registered with the public half of ``key``, which it signs with."""
+
+    client_id: str
+    key: PrivateKeyObject
+    kid: str
+    algorithm: str
+
+
+def register_key_clients(auth: ServedAuthServer, directory: Path) -> dict[str, KeyClient]:
+    """One key client per algorithm, each registered with the public half of its own key."""
+    clients = {}
+    for algorithm in ALGORITHMS:
+        key, kid = new_private_key(algorithm), f"{algorithm.lower()}-1"
+        created = register_key_client(auth, directory, algorithm, public_jwk(key, kid))
+        assert "client_secret" not in created
+        clients[algorithm] = KeyClient(created["client_id"], key, kid, algorithm)
+    return clients
+
+
 def decoded(assertion: str, key: PrivateKeyObject, algorithm: str) -> jwt.Token:
     """The assertion verified with the public half of ``key`` (so it was signed with it)."""
     public = joserfc_key(key).as_dict(private=False)
@@ -132,14 +153,6 @@ def http(sent: Sent) -> Iterator[httpx.Client]:
 # -- a live server with one key client per algorithm -----------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyClient:
-    client_id: str
-    key: PrivateKeyObject
-    kid: str
-    algorithm: str
-
-
 @pytest.fixture(scope="module")
 def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAuthServer]:
     with served_auth_server(tmp_path_factory.mktemp("auth")) as served:
@@ -150,14 +163,7 @@ def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAuthServer]
 def key_clients(
     auth: ServedAuthServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, KeyClient]:
-    directory = tmp_path_factory.mktemp("jwks")
-    clients = {}
-    for algorithm in ALGORITHMS:
-        key, kid = new_private_key(algorithm), f"{algorithm.lower()}-1"
-        created = register_key_client(auth, directory, algorithm, public_jwk(key, kid))
-        assert "client_secret" not in created
-        clients[algorithm] = KeyClient(created["client_id"], key, kid, algorithm)
-    return clients
+    return register_key_clients(auth, tmp_path_factory.mktemp("jwks"))
 
 
 def key_source(client: KeyClient, http: httpx.Client, **where: Any) -> ClientCredentials:
