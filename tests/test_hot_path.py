@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 import requests
 from flask import Flask
+from joserfc.jwk import RSAKey
 from sqlalchemy import event
 
 from authserver.extensions import db
-from tests.conftest import LiveServer
+from authserver.oauth.client_assertion import JWT_BEARER
+from tests.conftest import ISSUER, LiveServer
 from tests.support.oauth import CreateClient, issue_token
 
 GRANT = {"grant_type": "client_credentials", "scope": "api"}
@@ -119,3 +124,33 @@ def test_introspection_reads_the_workers_copy_of_the_deny_list_and_writes_nothin
         introspect()
     assert statements.writes() == []
     assert statements.touching("revoked_tokens") == []
+
+
+def test_a_private_key_jwt_token_request_writes_one_row_its_used_assertion_and_nothing_else(
+    http: requests.Session,
+    live_server: LiveServer,
+    create_client: CreateClient,
+    statements: StatementLog,
+) -> None:
+    key = RSAKey.generate_key(2048, parameters={"kid": "k"})
+    client = create_client(
+        auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]}
+    )
+    pem = key.as_pem(private=True)
+    statements.clear()
+    for _ in range(10):
+        now = int(time.time())
+        claims = {"iss": client.client_id, "sub": client.client_id, "aud": ISSUER}
+        claims.update(exp=now + 60, iat=now, jti=uuid.uuid4().hex)
+        assertion = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "k"})
+        response = http.post(
+            live_server.token_url,
+            data={**GRANT, "client_assertion_type": JWT_BEARER, "client_assertion": assertion},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+
+    writes = statements.writes()
+    assert len(writes) == 10, writes
+    assert all(re.match(r"\s*INSERT INTO used_assertions\b", w) for w in writes), writes
+    assert 1 <= len(statements.touching("clients")) <= 2, statements.statements

@@ -43,9 +43,14 @@ def first_use(session: Session, client_id: str, jti: str, expires_at: datetime) 
             return False
         return True
     statement = (
-        insert(UsedAssertion).values(values).on_conflict_do_nothing(index_elements=["digest"])
+        insert(UsedAssertion)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["digest"])
+        .returning(UsedAssertion.digest)
     )
-    return bool(getattr(session.execute(statement), "rowcount", 0) == 1)
+    # RETURNING, not rowcount: the ORM's insert path does not promise a rowcount (psycopg's
+    # read -1 on PostgreSQL, every assertion a "replay").
+    return session.execute(statement).first() is not None
 
 
 def purge_expired_assertions(session: Session, now: datetime) -> None:

@@ -30,6 +30,7 @@ CLIENT_FIELDS = {
     "enabled",
     "created_at",
     "last_used_at",
+    "token_endpoint_auth_method",
 }
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
