@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,6 +363,20 @@ def test_assertion_times_follow_the_wall_clock_not_the_cache_clock(
     assert [c["iat"] for c in claims] == [1_800_000_000, 1_800_000_000, 1_800_000_123]
     assert len({c["jti"] for c in claims}) == 3
     assert {c["aud"] for c in claims} == {recording.token_url}
+
+
+def test_signing_with_eddsa_warns_no_one(recording: RecordingServer) -> None:
+    # joserfc warns on each EdDSA signature (RFC 9864 prefers "Ed25519"); the caller chose
+    # EdDSA by name, and a warning per token request would only fill the service's logs.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with ClientCredentials(
+            "cli_key", private_key=new_private_key("EdDSA"), algorithm="EdDSA",
+            token_url=recording.token_url,
+        ) as source:  # fmt: skip
+            source.token()
+    assert [str(warning.message) for warning in caught] == []
+    assert len(recording.received) == 1
 
 
 def test_key_id_is_optional(recording: RecordingServer) -> None:

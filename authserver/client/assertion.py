@@ -98,7 +98,10 @@ class AssertionSigner:
             # signature; it is still the name servers' libraries understand, and the caller
             # chose it by name.
             warnings.filterwarnings(
-                "ignore", message="EdDSA is deprecated", category=SecurityWarning
+                "ignore",
+                message="EdDSA is deprecated",
+                category=SecurityWarning,
+                module=r"joserfc\.",
             )
 
     def __repr__(self) -> str:
