@@ -35,6 +35,7 @@ from authserver.services.database_guard import (
     DatabaseGuard,
     DatabaseUnreachable,
     in_session,
+    in_transaction,
 )
 from authserver.services.key_retention import RetentionCache
 from authserver.services.registration_cache import RegistrationCache
@@ -128,8 +129,11 @@ class DatabaseBackend:
 
     def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         try:
-            fresh = self.read(
-                lambda session: assertions.first_use(session, client_id, jti, expires_at)
+            fresh = self.database.call(
+                in_transaction(
+                    db.engine,
+                    lambda connection: assertions.first_use(connection, client_id, jti, expires_at),
+                )
             )
         except DatabaseUnreachable:
             raise _unavailable("used assertions cannot be recorded") from None

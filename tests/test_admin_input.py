@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -260,10 +260,13 @@ def app_at_0002(settings: Settings) -> Iterator[Flask]:
 
 def test_migration_0003_clamps_stored_token_lifetimes_to_a_day(app_at_0002: Flask) -> None:
     def old_client(session: Session, client_id: str, token_ttl: int | None) -> None:
-        session.add(
-            Client(
-                client_id=client_id, name=client_id, scope="api", audiences=[], token_ttl=token_ttl
-            )
+        # Plain SQL: the model has columns that revision 0002 does not.
+        session.execute(
+            text(
+                "INSERT INTO clients (client_id, name, scope, audiences, token_ttl, enabled, "
+                "created_at) VALUES (:id, :id, 'api', '[]', :ttl, true, :now)"
+            ),
+            {"id": client_id, "ttl": token_ttl, "now": datetime.now(UTC)},
         )
 
     in_app(app_at_0002, lambda s: old_client(s, "cli_huge", HUGE_TTL_BOTH_BACKENDS))

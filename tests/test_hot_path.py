@@ -137,20 +137,36 @@ def test_a_private_key_jwt_token_request_writes_one_row_its_used_assertion_and_n
         auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]}
     )
     pem = key.as_pem(private=True)
+    now = int(time.time())
+    assertions = [
+        jwt.encode(
+            {
+                "iss": client.client_id,
+                "sub": client.client_id,
+                "aud": ISSUER,
+                "exp": now + 120,
+                "iat": now,
+                "jti": uuid.uuid4().hex,
+            },
+            pem,
+            algorithm="RS256",
+            headers={"kid": "k"},
+        )  # fmt: skip
+        for _ in range(10)
+    ]
     statements.clear()
-    for _ in range(10):
-        now = int(time.time())
-        claims = {"iss": client.client_id, "sub": client.client_id, "aud": ISSUER}
-        claims.update(exp=now + 60, iat=now, jti=uuid.uuid4().hex)
-        assertion = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "k"})
+    started = time.monotonic()
+    for assertion in assertions:
         response = http.post(
             live_server.token_url,
             data={**GRANT, "client_assertion_type": JWT_BEARER, "client_assertion": assertion},
             timeout=10,
         )
         assert response.status_code == 200, response.text
+    elapsed = time.monotonic() - started
 
     writes = statements.writes()
     assert len(writes) == 10, writes
     assert all(re.match(r"\s*INSERT INTO used_assertions\b", w) for w in writes), writes
-    assert 1 <= len(statements.touching("clients")) <= 2, statements.statements
+    # One registration load per cache period (1 s) at most, however slow the machine is.
+    assert 1 <= len(statements.touching("clients")) <= 2 + int(elapsed), statements.statements

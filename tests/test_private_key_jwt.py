@@ -38,6 +38,8 @@ from tests.conftest import ISSUER, LiveServer
 from tests.support.wsgi import serving
 
 GRANT = {"grant_type": "client_credentials"}
+#: What does not depend on the database runs once, on SQLite; what does runs on both.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,7 @@ def post_assertion(
 # --- the CLI ---------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 def test_clients_create_registers_a_key_client_without_a_secret(
     cli: Any, jwks_file: Path, rsa_key: RSAKey
 ) -> None:
@@ -116,6 +119,7 @@ def test_clients_create_registers_a_key_client_without_a_secret(
     assert shown == created
 
 
+@SQLITE_ONLY
 def test_a_secret_client_says_its_method_and_shows_no_key_fields(cli: Any) -> None:
     result = cli("clients", "create", "--name", "s", "--scope", "api", "--json")
 
@@ -125,6 +129,7 @@ def test_a_secret_client_says_its_method_and_shows_no_key_fields(cli: Any) -> No
     assert "jwks_uri" not in created
 
 
+@SQLITE_ONLY
 def test_a_jwks_uri_client_is_registered_with_its_uri(cli: Any) -> None:
     result = cli(
         "clients", "create", "--name", "u", "--scope", "api", "--auth-method",
@@ -135,6 +140,7 @@ def test_a_jwks_uri_client_is_registered_with_its_uri(cli: Any) -> None:
     assert (created["jwks_uri"], created["jwks"]) == ("https://keys.example.test/jwks.json", None)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("document", "message"),
     [
@@ -164,6 +170,7 @@ def test_a_bad_jwks_file_is_one_line_and_exit_1(
     assert "Traceback" not in result.output
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "uri", ["http://keys.example.test/jwks", "ftp://localhost/jwks", "https:///jwks", "not a url"]
 )
@@ -177,6 +184,7 @@ def test_a_jwks_uri_that_is_not_https_or_loopback_http_is_refused(cli: Any, uri:
     assert "jwks_uri" in result.stderr
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "args",
     [
@@ -192,6 +200,7 @@ def test_inconsistent_create_flags_are_usage_errors(cli: Any, args: list[str]) -
     assert result.exit_code == 2, result.output
 
 
+@SQLITE_ONLY
 def test_rotate_secret_of_a_key_client_is_exit_1_with_one_line(cli: Any, jwks_file: Path) -> None:
     client_id = create_key_client(cli, jwks_file)["client_id"]
 
@@ -202,6 +211,7 @@ def test_rotate_secret_of_a_key_client_is_exit_1_with_one_line(cli: Any, jwks_fi
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@SQLITE_ONLY
 def test_update_replaces_a_key_clients_keys_and_refuses_them_for_a_secret_client(
     cli: Any, jwks_file: Path
 ) -> None:
@@ -254,6 +264,7 @@ def test_a_key_client_gets_introspects_and_revokes_with_assertions(
     assert after.json() == {"active": False}
 
 
+@SQLITE_ONLY
 def test_a_replayed_assertion_is_refused(
     cli: Any, jwks_file: Path, rsa_key: RSAKey, live_server: LiveServer
 ) -> None:
@@ -267,6 +278,7 @@ def test_a_replayed_assertion_is_refused(
     assert (second.status_code, second.json()["error"]) == (401, "invalid_client")
 
 
+@SQLITE_ONLY
 def test_the_metadata_advertises_private_key_jwt_and_its_algorithms(
     live_server: LiveServer,
 ) -> None:

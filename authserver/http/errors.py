@@ -44,11 +44,12 @@ def body_incomplete() -> Response:
 
 
 def busy() -> Response:
-    """Too many requests already wait for an Argon2id check in this worker."""
+    """Too many requests already wait in this worker for a slow step (an Argon2id check), or
+    one waited too long for its client's keys to be fetched."""
     return error_response(
         503,
         "temporarily_unavailable",
-        "The server is busy checking other secrets; retry later.",
+        "The server is busy; retry later.",
         [("Retry-After", "1")],
     )
 

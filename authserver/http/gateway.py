@@ -20,6 +20,7 @@ werkzeug still parses the request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from urllib.parse import unquote_to_bytes
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed
 from granian.rsgi import ProtocolError as RSGIProtocolError
 
+from authserver.security.pending import ResultPending
 from authserver.security.secrets import ARGON2_CONCURRENCY, SLOW_CHECKS_ALLOWED, SlowCheckNeeded
 
 if TYPE_CHECKING:
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 REFUSED = "authserver.refused"
 #: How many requests the slow lane holds per thread, running or queued.
 SLOW_LANE_QUEUE_FACTOR = 2
+#: How long a request waits for a fetch it needs (a client's ``jwks_uri``, 5 s at most)
+#: before it runs again anyway.
+REMOTE_WAIT_SECONDS = 6.0
 
 _Answer = tuple[int, list[tuple[str, str]], bytes]
 
@@ -91,6 +96,12 @@ class BufferedGateway:
     and the request runs again on the slow lane, a pool of ``slow_lane_threads`` threads, so
     the check's quarter of a second holds up nobody else. When the slow lane already holds
     ``SLOW_LANE_QUEUE_FACTOR`` times its threads, the request gets 503 with ``Retry-After``.
+
+    A request that needs something fetched from another host (a client's ``jwks_uri``) raises
+    :class:`~authserver.security.pending.ResultPending` before doing anything; its coroutine
+    awaits the fetch (up to ``remote_wait`` seconds) while the loop serves everyone else,
+    then runs the request again on the loop, which finds the fetched result (or the fetch's
+    remembered failure). Still pending after that wait: 503 with ``Retry-After``.
     """
 
     def __init__(
@@ -100,10 +111,12 @@ class BufferedGateway:
         max_body_bytes: int,
         body_deadline: float,
         slow_lane_threads: int = ARGON2_CONCURRENCY,
+        remote_wait: float = REMOTE_WAIT_SECONDS,
     ) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
         self._body_deadline = body_deadline
+        self._remote_wait = remote_wait
         self._slow_lane = ThreadPoolExecutor(slow_lane_threads, "authserver-slow-lane")
         #: Requests in the slow lane, running or queued; beyond the capacity: 503 at once.
         self._slow_lane_capacity = slow_lane_threads * SLOW_LANE_QUEUE_FACTOR
@@ -132,6 +145,8 @@ class BufferedGateway:
             status, headers, content = self._call(environ)
         except SlowCheckNeeded:
             status, headers, content = await self._in_slow_lane(pristine, body)
+        except ResultPending as pending:
+            status, headers, content = await self._after_fetch(pending, pristine, body)
         finally:
             SLOW_CHECKS_ALLOWED.reset(allowed)
         if close:
@@ -141,16 +156,43 @@ class BufferedGateway:
     async def _in_slow_lane(self, environ: dict[str, Any], body: bytes) -> _Answer:
         """Run the request again where slow checks may run, or refuse it if too many wait."""
         if self._slow_lane_waiting >= self._slow_lane_capacity:
-            environ[REFUSED] = 503
-            environ["wsgi.input"] = io.BytesIO()
-            return self._call(environ)
+            return self._busy(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         self._slow_lane_waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._slow_lane, self._call, environ)
+            return await loop.run_in_executor(self._slow_lane, self._call, dict(environ))
+        except ResultPending:
+            # Cannot happen today (a client has a secret or keys, not both, and the slow lane
+            # may block anyway); were it to, the thread must not be held: retry later.
+            return self._busy(environ)
         finally:
             self._slow_lane_waiting -= 1
+
+    async def _after_fetch(
+        self, pending: ResultPending, pristine: dict[str, Any], body: bytes
+    ) -> _Answer:
+        """Await the fetch the request needs, then run the request again on the loop.
+
+        The wait's end, a timeout or the fetch's own failure alike, only means "try again":
+        the second run finds the outcome where the fetcher left it. ``shield``: the future
+        is shared with other requests, and our timeout must not cancel it for them.
+        """
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._remote_wait):
+                await asyncio.shield(asyncio.wrap_future(pending.future))
+        environ = dict(pristine)
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            return self._call(environ)
+        except ResultPending:
+            return self._busy(dict(pristine))  # the fetch outlasted the wait
+
+    def _busy(self, environ: dict[str, Any]) -> _Answer:
+        """503 with ``Retry-After``, answered by the app (see :data:`REFUSED`)."""
+        environ[REFUSED] = 503
+        environ["wsgi.input"] = io.BytesIO()
+        return self._call(environ)
 
     async def _read_body(self, environ: dict[str, Any], protocol: RSGIProtocol) -> bytes:
         declared = environ.get("CONTENT_LENGTH", "")

@@ -28,6 +28,7 @@ from authserver.oauth.requests import FormRequest
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.server import Response as OAuthResponse
 from authserver.security.failure_limits import FailureLimiter
+from authserver.security.pending import ResultPending
 from authserver.security.secrets import SlowCheckNeeded
 
 if TYPE_CHECKING:
@@ -65,8 +66,8 @@ class OAuthEndpoint:
                 status, body, headers = self._answer(request)
         except RequestEntityTooLarge:
             return body_too_large()
-        except SlowCheckNeeded:
-            raise  # for the gateway, which runs the request again where the check may run
+        except (SlowCheckNeeded, ResultPending):
+            raise  # for the gateway, which runs the request again where (or when) it can finish
         except SQLAlchemyError as exc:
             with self._app.app_context():
                 return database_unavailable(exc)

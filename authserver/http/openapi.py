@@ -8,9 +8,10 @@ and body shape — rather than what it might do. It depends on no setting (there
 is built once at import and served as ready bytes.
 
 Client authentication at the OAuth endpoints is ``client_secret_basic`` (the ``basic``
-scheme) or ``client_secret_post``. OpenAPI has no security-scheme type for credentials in a
-form body, so ``client_secret_post`` appears as the empty security requirement plus the
-``client_id``/``client_secret`` form fields.
+scheme), ``client_secret_post`` or ``private_key_jwt``. OpenAPI has no security-scheme type for
+credentials in a form body, so the last two appear as the empty security requirement plus
+their form fields (``client_id``/``client_secret``, ``client_assertion_type``/
+``client_assertion``).
 """
 
 from __future__ import annotations
@@ -209,11 +210,24 @@ _AUDIENCE = {"oneOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 
 _CLIENT_CREDENTIALS_FIELDS = {
     "client_id": {
         "type": "string",
-        "description": "client_secret_post; with Basic it must match the Basic client id.",
+        "description": "client_secret_post; with Basic it must match the Basic client id; "
+        "with a client_assertion (optional) the assertion's `sub`.",
     },
     "client_secret": {
         "type": "string",
         "description": "client_secret_post only: sending it with Basic is invalid_request.",
+    },
+    "client_assertion_type": {
+        "type": "string",
+        "description": "private_key_jwt (RFC 7523 §2.2): "
+        "`urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.",
+    },
+    "client_assertion": {
+        "type": "string",
+        "description": "private_key_jwt: a JWT signed with the client's registered key "
+        "(RS256, PS256, ES256, EdDSA or Ed25519); `iss` = `sub` = the client id, `aud` the "
+        "issuer or the endpoint's URL, `exp` at most an hour ahead, `jti` used once. "
+        "Sending it with a secret is invalid_request.",
     },
 }
 
@@ -427,8 +441,10 @@ SECURITY_SCHEMES: JsonObject = {
         "type": "http",
         "scheme": "basic",
         "description": "client_secret_basic (RFC 6749 §2.3.1): client id and secret, each "
-        "form-urlencoded, as the Basic user name and password. The alternative, "
-        "client_secret_post, sends `client_id` and `client_secret` in the form body.",
+        "form-urlencoded, as the Basic user name and password (sent unencoded, as many "
+        "clients do, it is accepted too). The alternatives send credentials in the form "
+        "body: client_secret_post (`client_id`, `client_secret`) and private_key_jwt "
+        "(`client_assertion_type`, `client_assertion`).",
     }
 }
 

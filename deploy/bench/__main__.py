@@ -8,11 +8,16 @@ How: ``make bench`` (``python -m deploy.bench``)
 
 1. installs Debian's ``wrk`` with ``apt-get`` when it is missing;
 2. makes a fresh SQLite database (``authserver db upgrade``) and keys folder in a temp dir,
-   registers one client with scope ``api`` (and inserts 9 more straight into the file, so the
-   baseline has 10 clients) and starts ``authserver serve`` exactly like a user would (default
-   worker count; only ``--port`` chosen), then waits for ``/healthz``;
+   registers two clients with scope ``api`` (one with a secret, one with a public key) and
+   inserts 8 more straight into the file, so the baseline has 10 clients; starts
+   ``authserver serve`` exactly like a user would (default worker count; only ``--port``
+   chosen), then waits for ``/healthz``;
 3. runs ``wrk -t1 -c16 -d10s --latency`` against ``POST /oauth2/token``,
    ``POST /oauth2/introspect``, ``GET /.well-known/jwks.json`` and ``GET /healthz``;
+   then the token endpoint again with ``private_key_jwt`` (a second client, registered with
+   a public RSA key): from the secret path's measured rate, enough RS256 assertions for the
+   run (×1.5) are pre-signed on every core (``assertions.py``) and ``private_key_jwt.lua``
+   sends each once; both token runs count the server's CPU per token;
 4. memory: runs wrk on the token endpoint for ``BENCH_SOAK`` seconds while sampling each granian
    worker's VmRSS every 5 s (target: each worker's RSS flat within ±5 %);
 5. scale (last, as it changes the database): inserts clients and revoked jtis straight into the
@@ -37,6 +42,7 @@ The server and the peer are always stopped, and every wait is bounded.
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import re
 import secrets
@@ -57,7 +63,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from joserfc.jwk import RSAKey
 
+from deploy.bench import assertions
 from tests.support.cli import AUTHSERVER, ok, ok_json, run_authserver, sqlite_env
 from tests.support.postgres import free_port
 from tests.support.server import Server
@@ -68,6 +76,7 @@ CHART = ROOT / "docs" / "performance.png"
 PEERS_DIR = ROOT.parent / "shared" / "peers"
 TOKEN_LUA = PEERS_DIR / "common" / "token.lua"
 INTROSPECT_LUA = Path(__file__).resolve().parent / "introspect.lua"
+PRIVATE_KEY_JWT_LUA = Path(__file__).resolve().parent / "private_key_jwt.lua"
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -180,6 +189,32 @@ class Metered:
 
 
 @dataclass(frozen=True)
+class KeyAuth:
+    """The token endpoint with ``private_key_jwt`` beside the same run's secret path, and how
+    the assertions for it went: ``signed`` for the measured run (``capped`` when
+    ``assertions.MAX_ASSERTIONS`` cut it), ``taken`` by wrk from its file and ``missing``, the
+    requests it sent without one."""
+
+    secret: Metered
+    key: Metered
+    signed: int
+    capped: bool
+    sign_seconds: float
+    taken: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The bench's two clients: ``client_id`` with ``secret`` (Basic), ``key_client_id`` with
+    the public half of the bench's RSA key (``private_key_jwt``)."""
+
+    client_id: str
+    secret: str
+    key_client_id: str
+
+
+@dataclass(frozen=True)
 class Round:
     ours: Metered
     theirs: Metered
@@ -289,20 +324,22 @@ def wrk(
     return parse_wrk(label, run_wrk(label, url, script, env, connections, duration))
 
 
-def measure_oauth(url: str, credentials: dict[str, str], token: str, suffix: str) -> list[Result]:
-    """Token and introspection, the two endpoints that read the database: one function, so the
-    figures at scale come from exactly the same runs as the baseline."""
-    return [
-        wrk(
-            f"POST /oauth2/token{suffix}", f"{url}/oauth2/token", script=TOKEN_LUA, env=credentials
-        ),
+def measure_oauth(
+    url: str, credentials: dict[str, str], token: str, suffix: str, server_pid: int
+) -> tuple[Metered, Result]:
+    """Token (with the server's CPU per token) and introspection, the two endpoints that read
+    the database: one function, so the figures at scale come from exactly the same runs as the
+    baseline."""
+    token_url = f"{url}/oauth2/token"
+    return (
+        metered(f"POST /oauth2/token{suffix}", token_url, credentials, server_pid, DURATION),
         wrk(
             f"POST /oauth2/introspect{suffix}",
             f"{url}/oauth2/introspect",
             script=INTROSPECT_LUA,
             env={**credentials, "TOKEN": token},
         ),
-    ]
+    )
 
 
 def signing_rate() -> Signing:
@@ -317,11 +354,17 @@ def signing_rate() -> Signing:
     return Signing(per_core=count / elapsed, cpus=os.cpu_count() or 1)
 
 
-def first_token(url: str, client_id: str, secret: str) -> str:
-    response = requests.post(url, data=TOKEN_BODY, auth=(client_id, secret), timeout=30)
+def request_token(url: str, form: dict[str, str], auth: tuple[str, str] | None = None) -> str:
+    """One token request with ``form`` added to the body: a failure stops the bench with the
+    server's answer, where a wrk run would only count non-2xx."""
+    response = requests.post(url, data={**TOKEN_BODY, **form}, auth=auth, timeout=30)
     if response.status_code != 200:
         raise BenchError(f"token request to {url} got {response.status_code}: {response.text}")
     return str(response.json()["access_token"])
+
+
+def first_token(url: str, client_id: str, secret: str) -> str:
+    return request_token(url, {}, (client_id, secret))
 
 
 def sqlite_path(env: dict[str, str]) -> Path:
@@ -385,14 +428,30 @@ def populate(path: Path, clients: int, revoked: int) -> tuple[int, int, float]:
 
 
 @contextmanager
-def serving(directory: Path) -> Iterator[tuple[Server, str, str]]:
-    """A fresh database, keys folder and client (plus clients inserted up to
-    ``BASELINE_CLIENTS``), and ``authserver serve --port N`` (defaults for everything else);
-    yields the server and the client's id and secret, then stops it."""
+def serving(directory: Path, jwks: Path) -> Iterator[tuple[Server, Registered]]:
+    """A fresh database, keys folder, a secret client and a key client with the JWK Set in
+    ``jwks`` (plus clients inserted up to ``BASELINE_CLIENTS``), and ``authserver serve --port
+    N`` (defaults for everything else); yields the server and the clients, then stops it."""
     env = sqlite_env(directory)
     ok(run_authserver(env, "db", "upgrade"))
     client = ok_json(
         run_authserver(env, "clients", "create", "--name", "bench", "--scope", "api", "--json")
+    )
+    key_client = ok_json(
+        run_authserver(
+            env,
+            "clients",
+            "create",
+            "--name",
+            "bench-key",
+            "--scope",
+            "api",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            str(jwks),
+            "--json",
+        )
     )
     populate(sqlite_path(env), BASELINE_CLIENTS, 0)
     port = free_port()
@@ -410,7 +469,10 @@ def serving(directory: Path) -> Iterator[tuple[Server, str, str]]:
     server = Server(process, port, env, log_path, handle)
     try:
         server.wait_until_healthy()
-        yield server, client["client_id"], client["client_secret"]
+        yield (
+            server,
+            Registered(client["client_id"], client["client_secret"], key_client["client_id"]),
+        )
     finally:
         server.kill()
 
@@ -531,8 +593,12 @@ def at_scale(server: Server, credentials: dict[str, str], token: str) -> Scale:
             count_rows(connection, "clients"),
             count_rows(connection, "revoked_tokens"),
         )
-    results = measure_oauth(server.url, credentials, token, " at scale")
-    return Scale(clients, revoked, new_clients, new_revoked, seconds, tuple(results))
+    token_run, introspect = measure_oauth(
+        server.url, credentials, token, " at scale", server.process.pid
+    )
+    return Scale(
+        clients, revoked, new_clients, new_revoked, seconds, (token_run.result, introspect)
+    )
 
 
 def run_peer_script(name: str, env: dict[str, str] | None = None, timeout: int = 60) -> None:
@@ -588,15 +654,77 @@ def peer_pid() -> int:
         raise BenchError(f"no pid for {PEER}: {error}") from error
 
 
-def metered(label: str, url: str, env: dict[str, str], server_pid: int) -> Metered:
+def metered(
+    label: str,
+    url: str,
+    env: dict[str, str],
+    server_pid: int,
+    duration: int = HEAD_TO_HEAD_SECONDS,
+    *,
+    script: Path = TOKEN_LUA,
+    warmup_env: dict[str, str] | None = None,
+) -> Metered:
     """A token run whose server CPU is counted too, warm-up excluded. CPU per request is the
-    steadier figure on a shared box: it does not depend on how much CPU the run was given."""
-    run_wrk(label, url, TOKEN_LUA, env, CONNECTIONS, WARMUP_SECONDS)
+    steadier figure on a shared box: it does not depend on how much CPU the run was given.
+    ``warmup_env`` (default ``env``) lets the warm-up send other requests than the run, for
+    credentials that are good only once."""
+    run_wrk(label, url, script, warmup_env or env, CONNECTIONS, WARMUP_SECONDS)
     before = cpu_seconds(server_pid)
-    result = wrk(label, url, script=TOKEN_LUA, env=env, duration=HEAD_TO_HEAD_SECONDS, warmup=False)
-    served = result.rps * HEAD_TO_HEAD_SECONDS
+    result = wrk(label, url, script=script, env=env, duration=duration, warmup=False)
+    served = result.rps * duration
     used = cpu_seconds(server_pid) - before
     return Metered(result, used / served * 1e6 if served else float("nan"))
+
+
+def read_tally(path: Path) -> tuple[int, int]:
+    """What ``private_key_jwt.lua`` wrote at its end: assertions taken, requests without one."""
+    try:
+        taken, missing = path.read_text().split()
+        return int(taken), int(missing)
+    except (OSError, ValueError) as error:
+        raise BenchError(f"no tally from private_key_jwt.lua in {path}: {error}") from error
+
+
+def measure_private_key_jwt(
+    server: Server, key: RSAKey, client_id: str, secret: Metered, directory: Path
+) -> KeyAuth:
+    """The token endpoint with ``private_key_jwt``, the same wrk settings as ``secret`` (the
+    secret path, measured first in this run): its rate sizes the assertions, pre-signed for
+    the warm-up and for the run in two files, so that no assertion is sent twice."""
+    url, audience = f"{server.url}/oauth2/token", server.env["AUTHSERVER_ISSUER"]
+    probe = assertions.sign(key, assertions.claims_for(client_id, audience), "bench-probe")
+    request_token(url, assertions.form(probe))
+    warmup, run = directory / "assertions-warmup.txt", directory / "assertions.txt"
+    batches = {
+        warmup: assertions.needed(secret.result.rps, WARMUP_SECONDS),
+        run: assertions.needed(secret.result.rps, DURATION),
+    }
+    print(
+        f"  signing {sum(batches.values()):,} RS256 assertions on {os.cpu_count()} processes"
+        f" (secret path {secret.result.rps:,.0f} req/s × {assertions.HEADROOM}"
+        f" + {assertions.MARGIN:,})",
+        flush=True,
+    )
+    started = time.perf_counter()
+    try:
+        assertions.sign_batches(key, client_id, audience, batches)
+    except multiprocessing.TimeoutError:
+        raise BenchError("signing the private_key_jwt assertions took too long") from None
+    sign_seconds = time.perf_counter() - started
+    tally = directory / "assertions-tally.txt"
+    key_run = metered(
+        "token (private_key_jwt)",
+        url,
+        {"ASSERTIONS": str(run), "TALLY": str(tally)},
+        server.process.pid,
+        DURATION,
+        script=PRIVATE_KEY_JWT_LUA,
+        warmup_env={"ASSERTIONS": str(warmup), "TALLY": str(directory / "warmup-tally.txt")},
+    )
+    taken, missing = read_tally(tally)
+    signed = batches[run]
+    capped = signed == assertions.MAX_ASSERTIONS
+    return KeyAuth(secret, key_run, signed, capped, sign_seconds, taken, missing)
 
 
 def head_to_head(
@@ -712,6 +840,41 @@ def ratios(by_label: dict[str, Result], signing: Signing, peer: Result | None) -
     return lines
 
 
+def client_auth_lines(auth: KeyAuth) -> list[str]:
+    secret, key = auth.secret, auth.key
+    rows = [("token (client_secret_basic)", secret), ("token (private_key_jwt)", key)]
+    ran_out = (
+        f"{auth.missing:,} requests found none left (401, counted as non-2xx)"
+        if auth.missing
+        else "none ran out"
+    )
+    return [
+        "Client authentication on the token endpoint: the secret row above and a key client"
+        f" (private_key_jwt, RS256, {assertions.KEY_BITS}-bit RSA), same wrk settings. CPU is"
+        " what the server's processes used per token during the measured run (user + system,"
+        " from /proc):",
+        "",
+        "| endpoint | req/s | p50 (ms) | p99 (ms) | CPU (µs/token) | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {label} | {m.result.rps:,.0f} | {m.result.p50_ms:.2f} | {m.result.p99_ms:.2f}"
+            f" | {m.cpu_us_per_request:,.0f} | {m.result.non2xx} |"
+            for label, m in rows
+        ),
+        "",
+        "- token private_key_jwt / client_secret_basic:"
+        f" {ratio(key.result.rps, secret.result.rps)}",
+        "- server CPU per token, private_key_jwt / client_secret_basic:"
+        f" {ratio(key.cpu_us_per_request, secret.cpu_us_per_request)}",
+        f"- assertions: {auth.signed:,} pre-signed for the run (secret path's rate ×"
+        f" {DURATION} s × {assertions.HEADROOM} + {assertions.MARGIN:,}"
+        + (f", capped at {assertions.MAX_ASSERTIONS:,}" if auth.capped else "")
+        + f"; with the warm-up's, {auth.sign_seconds:.1f} s on {os.cpu_count()} processes),"
+        f" each sent at most once; wrk took {auth.taken:,} (one for its check of the script,"
+        f" never sent); {ran_out}",
+    ]
+
+
 def memory_lines(memory: Soak) -> list[str]:
     r = memory.result
     lines = [
@@ -801,9 +964,10 @@ def write_report(
         "ratios within the run, never with figures from another run or another machine.",
         "",
         f"Run {now} on {signing.cpus} CPUs: a fresh SQLite database and key, default",
-        f"`authserver serve` (default workers), {BASELINE_CLIENTS} clients with scope `api` (one"
-        " used);",
-        f"each endpoint after a {WARMUP_SECONDS} s warm-up with:",
+        f"`authserver serve` (default workers), {BASELINE_CLIENTS} clients with scope `api`",
+        "(two used: one with a secret, one with a public key); each endpoint after a"
+        f" {WARMUP_SECONDS} s",
+        "warm-up with:",
         "",
         "```sh",
         command_line(),
@@ -812,7 +976,9 @@ def write_report(
         "",
         "POST /oauth2/token uses `../shared/peers/common/token.lua`"
         " (`grant_type=client_credentials&scope=api`, Basic);",
-        "POST /oauth2/introspect uses `deploy/bench/introspect.lua` (one real token, Basic).",
+        "POST /oauth2/introspect uses `deploy/bench/introspect.lua` (one real token, Basic);",
+        "token (private_key_jwt) uses `deploy/bench/private_key_jwt.lua` (the same body, a",
+        "pre-signed client assertion instead of Basic, a fresh one per request).",
         "",
         *table(results),
         "",
@@ -841,12 +1007,22 @@ def bench() -> None:
     ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="authserver-bench-") as tmp:
         print("starting authserver serve (fresh SQLite database and keys)", flush=True)
-        with serving(Path(tmp)) as (server, client_id, secret):
+        directory, key = Path(tmp), assertions.generate_key()
+        jwks = assertions.write_jwks(key, directory / "jwks.json")
+        with serving(directory, jwks) as (server, clients):
             token_url = f"{server.url}/oauth2/token"
-            access_token = first_token(token_url, client_id, secret)
-            credentials = {"BASIC": basic(client_id, secret)}
+            access_token = first_token(token_url, clients.client_id, clients.secret)
+            credentials = {"BASIC": basic(clients.client_id, clients.secret)}
+            token_run, introspect = measure_oauth(
+                server.url, credentials, access_token, "", server.process.pid
+            )
+            print("private_key_jwt: pre-signed assertions, then the token endpoint", flush=True)
+            key_auth = measure_private_key_jwt(
+                server, key, clients.key_client_id, token_run, directory
+            )
             results = [
-                *measure_oauth(server.url, credentials, access_token, ""),
+                token_run.result,
+                introspect,
                 wrk("GET /.well-known/jwks.json", f"{server.url}/.well-known/jwks.json"),
                 wrk("GET /healthz", f"{server.url}/healthz"),
             ]
@@ -869,10 +1045,11 @@ def bench() -> None:
     sections = [*scale_lines(scale, by_label), "", *memory_lines(memory)]
     if rounds:
         sections = [*head_to_head_lines(rounds), "", *sections]
+    sections = [*client_auth_lines(key_auth), "", *sections]
     charted = draw_chart(chart_points) if chart_points else False
     print()
     print("\n".join(table(shown)))
-    for r in [*shown, *scale.results, memory.result]:
+    for r in [*shown, key_auth.key.result, *scale.results, memory.result]:
         if r.socket_errors:
             print(f"  {r.label}: socket errors {r.socket_errors}")
     print()
