@@ -9,11 +9,13 @@ it once:
 
 - ``ClientCredentials`` / ``AsyncClientCredentials``: ``token()`` returns a cached token and
   fetches a new one ``refresh_margin`` seconds before it expires; concurrent callers share one
-  fetch. Tokens live in memory only.
+  fetch. Tokens live in memory only. The client authenticates with its secret, or with a
+  private key (``private_key=``: a new signed ``private_key_jwt`` assertion per request,
+  RFC 7523), so the server never holds anything that could stand in for the service.
 - ``BearerAuth`` (requests) and ``HTTPXBearerAuth`` (httpx): add ``Authorization: Bearer`` and,
   when the API still answers 401 (a revoked token or a rotated key), fetch a fresh token and
   retry the request once.
-- ``TokenError``: the OAuth error code, description and HTTP status, never a secret.
+- ``TokenError``: the OAuth error code, description and HTTP status, never a secret or key.
 
 Only httpx is required; ``requests`` is needed for ``BearerAuth`` alone. Nothing here imports
 the server side (Flask, the database), so services can depend on this package for the client.

@@ -24,6 +24,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 
+from authserver.client.assertion import AssertionSigner, PrivateKey
 from authserver.client.errors import TokenError, json_object, unexpected_answer
 from authserver.wellknown import (
     MAX_DOCUMENT_BYTES,
@@ -164,8 +165,11 @@ class TokenSource(ABC, Generic[HTTPClient]):
     def __init__(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
         *,
+        private_key: PrivateKey | None = None,
+        key_id: str | None = None,
+        algorithm: str = "RS256",
         token_url: str | None = None,
         issuer: str | None = None,
         scope: str | Sequence[str] | None = None,
@@ -174,18 +178,36 @@ class TokenSource(ABC, Generic[HTTPClient]):
         http_client: HTTPClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if (token_url is None) == (issuer is None):
             raise ValueError("give exactly one of token_url or issuer")
-        if not client_id or not client_secret:
+        if (client_secret is None) == (private_key is None):
+            raise ValueError(
+                "give exactly one of client_secret (client_secret_basic) or private_key "
+                "(private_key_jwt)"
+            )
+        if client_secret is not None and (not client_id or not client_secret):
             raise ValueError("client_id and client_secret must not be empty")
+        if not client_id:
+            raise ValueError("client_id must not be empty")
+        if client_secret is not None and key_id is not None:
+            raise ValueError("key_id names the private_key's kid: it needs private_key")
         if refresh_margin < 0:
             raise ValueError("refresh_margin must be >= 0")
         self.client_id = client_id
-        # RFC 6749 §2.3.1: id and secret are form-urlencoded before they go into Basic; the
-        # server form-urldecodes them, so ids or secrets with ':', '%', '+' or spaces survive.
-        credentials = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
-        self._authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        #: What authenticates each token request: with a secret, the Basic header; with a
+        #: private key, the signer of a new assertion per request.
+        self._credential: str | AssertionSigner
+        if private_key is not None:
+            self._credential = AssertionSigner(
+                client_id, private_key, key_id=key_id, algorithm=algorithm, wall_clock=wall_clock
+            )
+        else:
+            # RFC 6749 §2.3.1: id and secret are form-urlencoded before they go into Basic;
+            # the server form-urldecodes them, so ':', '%', '+' or spaces survive.
+            credentials = f"{quote(client_id, safe='')}:{quote(client_secret or '', safe='')}"
+            self._credential = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
         #: The issuer as the server publishes it: the contract strips a trailing slash.
         self.issuer = issuer.rstrip("/") if issuer is not None else None
         #: The token endpoint; with ``issuer``, None until discovered on the first fetch.
@@ -210,8 +232,15 @@ class TokenSource(ABC, Generic[HTTPClient]):
 
     def __repr__(self) -> str:
         where = f"issuer={self.issuer!r}" if self.issuer else f"token_url={self.token_url!r}"
+        signer = self._credential
+        if isinstance(signer, AssertionSigner):
+            credential = (
+                f"private_key='***', key_id={signer.key_id!r}, algorithm={signer.algorithm!r}"
+            )
+        else:
+            credential = "client_secret='***'"
         return (
-            f"{type(self).__name__}(client_id={self.client_id!r}, client_secret='***', "
+            f"{type(self).__name__}(client_id={self.client_id!r}, {credential}, "
             f"{where}, scope={self.scope!r}, audience={self.audience!r})"
         )
 
@@ -294,7 +323,14 @@ class TokenSource(ABC, Generic[HTTPClient]):
             form["scope"] = self.scope
         if self.audience:
             form["audience"] = self.audience
-        headers = {"Authorization": self._authorization, "Accept": "application/json"}
+        if isinstance(self._credential, AssertionSigner):
+            # A new assertion per request (RFC 7523 §3: the server accepts each jti once),
+            # addressed to the issuer when we know it, else to the token endpoint we were
+            # given. The key never leaves the process: no Authorization header.
+            form.update(self._credential.form(self.issuer or token_url))
+            headers = {"Accept": "application/json"}
+        else:
+            headers = {"Authorization": self._credential, "Accept": "application/json"}
         return Request("POST", token_url, "the token endpoint", headers, form)
 
     def _discovered(self, answer: Answer) -> str:

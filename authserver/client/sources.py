@@ -45,6 +45,20 @@ class ClientCredentials(TokenSource[httpx.Client]):
     ``scope`` (a string or a list) and ``audience`` are sent when given; otherwise the
     server grants the client's registered ones.
 
+    The client authenticates with ``client_secret`` (sent as HTTP Basic, RFC 6749 §2.3.1) or
+    with ``private_key`` (``private_key_jwt``, RFC 7523 §2.2), never both. A key client's
+    server holds only its public key, so no stored or logged credential can impersonate it:
+    each token request carries a new assertion signed with ``algorithm`` (``RS256``,
+    ``PS256``, ``ES256`` or ``EdDSA``) whose ``iss`` and ``sub`` are the client id, ``aud``
+    the issuer (the token endpoint when only ``token_url`` is given), ``exp`` 60 s after
+    ``iat`` and ``jti`` random, so a captured one is refused once used and soon expired.
+    ``private_key`` is the path of a PEM file (read once, here), PEM bytes, a joserfc key
+    or a ``cryptography`` private key; ``key_id`` is sent as the JWS ``kid`` so the server
+    picks the right key of the client's set. A key that does not fit ``algorithm`` (or a
+    public key, or an unreadable file) is a ``ValueError`` here, not at the first fetch.
+    The assertion's times come from ``wall_clock`` (``time.time``): the server compares them
+    with its own clock.
+
     ``token()`` returns the cached token while at least ``refresh_margin`` seconds of its
     lifetime remain (measured with ``clock``, ``time.monotonic`` unless a test injects
     another, from when its request was sent), and fetches a new one otherwise; threads that
@@ -60,6 +74,7 @@ class ClientCredentials(TokenSource[httpx.Client]):
 
     The source makes its own ``httpx.Client`` (10 s timeouts) unless ``http_client`` is given
     (for proxies, custom CA bundles, ...); only its own client is closed by ``close()``.
+    ``repr()`` shows neither the secret nor the key.
     """
 
     def _open(self, http_client: httpx.Client | None, timeout: httpx.Timeout | float) -> None:
