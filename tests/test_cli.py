@@ -225,7 +225,7 @@ def test_list_json_is_a_list_of_client_objects_without_secrets(cli: RunCli) -> N
         assert set(view) == CLIENT_FIELDS
     for secret in (first["client_secret"], second["client_secret"]):
         assert secret not in result.stdout
-    for hash_marker in ("$sha256$", "$argon2", "client_secret\"", "ascs_"):
+    for hash_marker in ("$sha256$", "$argon2", 'client_secret"', "ascs_"):
         assert hash_marker not in result.stdout
 
 
