@@ -2,6 +2,10 @@
 helpers that fetch them, and the rules those helpers apply to what discovery tells them;
 imports only the standard library, so ``authserver.client`` stays light."""
 
+import contextlib
+import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 #: RFC 8414 §3: authorization server metadata.
@@ -61,3 +65,44 @@ def same_origin(url: str, issuer: str) -> bool:
     """
     endpoint = origin(url)
     return endpoint is not None and endpoint == origin(issuer)
+
+
+class FetchConnections:
+    """The connections one fetch opens, so that its deadline can shut them from another thread.
+
+    httpx bounds each read, not the whole response: a host sending a byte a second would hold
+    a fetch as long as it liked. Shutting the socket down from another thread is what ends such
+    a read. The sockets come from httpcore's ``trace`` extension (pass :meth:`trace` as the
+    request's ``trace``): every connect (and TLS upgrade) reports the network stream it made,
+    and ``get_extra_info("socket")`` is that stream's public accessor. Used by the resource
+    server's JWKS refresh and the server's fetch of clients' ``jwks_uri``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: list[Any] = []
+        self.was_cut = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        stream = info.get("return_value")
+        if not event.endswith(".complete") or not hasattr(stream, "get_extra_info"):
+            return
+        with self._lock:
+            self._streams.append(stream)
+            cut = self.was_cut
+        if cut:  # connected only after the deadline: shut at once
+            _shut(stream)
+
+    def cut(self) -> None:
+        with self._lock:
+            self.was_cut = True
+            streams = list(self._streams)
+        for stream in streams:
+            _shut(stream)
+
+
+def _shut(stream: Any) -> None:
+    sock = stream.get_extra_info("socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed: nothing left to stop
+            sock.shutdown(socket.SHUT_RDWR)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -29,6 +27,7 @@ from authserver.wellknown import (
     METADATA_PATH,
     CappedBody,
     DocumentTooLarge,
+    FetchConnections,
     origin,
     same_origin,
 )
@@ -292,7 +291,7 @@ class JWTVerifier:
         logger.warning("fetching the JWKS failed: %s", error)
         return None
 
-    def _fetch_jwks(self, connections: _Connections) -> _Fetched:
+    def _fetch_jwks(self, connections: FetchConnections) -> _Fetched:
         """GET the JWKS (discovering its URL first if need be); no cache state is changed."""
         jwks_uri = self._jwks_uri or self._discover_jwks_uri(connections)
         headers = {"Accept": "application/json"}
@@ -311,7 +310,7 @@ class JWTVerifier:
             raise VerifierUnavailable("the JWKS holds no usable keys")
         return _Fetched(keys, response.headers.get("ETag"), cache_control)
 
-    def _discover_jwks_uri(self, connections: _Connections) -> str:
+    def _discover_jwks_uri(self, connections: FetchConnections) -> str:
         url = self.issuer.rstrip("/") + METADATA_PATH
         response, body = self._get(url, {"Accept": "application/json"}, connections)
         metadata = self._json(response, body, "metadata")
@@ -330,7 +329,7 @@ class JWTVerifier:
         return jwks_uri
 
     def _get(
-        self, url: str, headers: dict[str, str], connections: _Connections
+        self, url: str, headers: dict[str, str], connections: FetchConnections
     ) -> tuple[httpx.Response, bytes]:
         """The response and its body, at most ``MAX_DOCUMENT_BYTES`` of it. Each request
         gets a connection of its own (``Connection: close``), so that the deadline can cut
@@ -375,45 +374,6 @@ class _Fetched:
     cache_control: str | None
 
 
-class _Connections:
-    """The connections one refresh opens, so that they can be shut at its deadline.
-
-    httpx has no total timeout for a synchronous request; shutting the socket down from
-    another thread is what ends a read that a dribbling server keeps alive. The sockets come
-    from httpcore's ``trace`` extension: every connect (and TLS upgrade) reports the network
-    stream it made, and ``get_extra_info("socket")`` is that stream's public accessor.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: list[Any] = []
-        self.was_cut = False
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        stream = info.get("return_value")
-        if not event.endswith(".complete") or not hasattr(stream, "get_extra_info"):
-            return
-        with self._lock:
-            self._streams.append(stream)
-            cut = self.was_cut
-        if cut:  # connected only after the deadline: shut at once
-            _shut(stream)
-
-    def cut(self) -> None:
-        with self._lock:
-            self.was_cut = True
-            streams = list(self._streams)
-        for stream in streams:
-            _shut(stream)
-
-
-def _shut(stream: Any) -> None:
-    sock = stream.get_extra_info("socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):  # already closed: nothing left to stop
-            sock.shutdown(socket.SHUT_RDWR)
-
-
 class _Refresh:
     """One refresh in flight: when it started (by the verifier's clock), its deadline (real
     time), its connections, and (once ``done``) its outcome, which every caller that waited
@@ -422,7 +382,7 @@ class _Refresh:
     def __init__(self, started: float, deadline: float) -> None:
         self.started = started
         self.deadline = deadline
-        self.connections = _Connections()
+        self.connections = FetchConnections()
         self.done = threading.Event()
         self.keys: dict[str, Key] | None = None
         self.error: VerifierUnavailable | None = None

@@ -28,21 +28,18 @@ The errors name the uri without its query string, and never hold the fetched doc
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import logging
 import math
 import queue
 import re
-import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,7 +48,7 @@ from joserfc.jwk import KeySet
 from authserver.security.client_keys import InvalidKeySet, has_kid, public_key_set
 from authserver.security.pending import ResultPending
 from authserver.security.secrets import SLOW_CHECKS_ALLOWED
-from authserver.wellknown import CappedBody, DocumentTooLarge
+from authserver.wellknown import CappedBody, DocumentTooLarge, FetchConnections
 
 log = logging.getLogger(__name__)
 
@@ -430,42 +427,4 @@ class _Flight:
         # future it wraps when its own waiter is cancelled): a running future cannot be.
         self.future.set_running_or_notify_cancel()
         self.settled = False
-        self.connections = _Connections()
-
-
-class _Connections:
-    """The connections of one fetch, so that its deadline can shut them from another thread.
-
-    httpx bounds each read, not the whole response: a host sending a byte a second would hold
-    a fetch thread as long as it liked. httpcore's ``trace`` extension reports each network
-    stream as it is made (TCP, then TLS), and ``get_extra_info("socket")`` is its socket.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: list[Any] = []
-        self.was_cut = False
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        stream = info.get("return_value")
-        if not event.endswith(".complete") or not hasattr(stream, "get_extra_info"):
-            return
-        with self._lock:
-            self._streams.append(stream)
-            cut = self.was_cut
-        if cut:  # connected just after the deadline
-            _shut(stream)
-
-    def cut(self) -> None:
-        with self._lock:
-            self.was_cut = True
-            streams = list(self._streams)
-        for stream in streams:
-            _shut(stream)
-
-
-def _shut(stream: Any) -> None:
-    sock = stream.get_extra_info("socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
+        self.connections = FetchConnections()
