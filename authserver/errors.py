@@ -31,3 +31,11 @@ class KeyNotFound(AuthServerError):
     def __init__(self, kid: str) -> None:
         super().__init__(f"no signing key with kid {kid!r}")
         self.kid = kid
+
+
+class TrustNotFound(AuthServerError):
+    """No trust has the given id."""
+
+    def __init__(self, trust_id: str) -> None:
+        super().__init__(f"no trust with id {trust_id!r}")
+        self.trust_id = trust_id

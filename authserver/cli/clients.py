@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from authserver.cli.context import app_context, audit, emit_json
+from authserver.cli.context import app_context, audit, emit_json, output_object, print_object
 from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.extensions import db
@@ -126,7 +126,7 @@ def create(
         audit("client.created", created.client.client_id)
         view = client_view(created.client)
     if created.client_secret is None:
-        _output(view, as_json)
+        output_object(view, as_json)
     else:
         _print_secret({**view, "client_secret": created.client_secret}, as_json)
 
@@ -159,7 +159,7 @@ def _print_secret(document: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(document)
         return
-    _print_client(document)
+    print_object(document)
     click.echo(f"client_secret: {document['client_secret']}")
     click.echo("Store the secret now: it is shown only this once.", err=True)
 
@@ -191,7 +191,7 @@ def show(client_id: str, as_json: bool) -> None:
     """Show one client."""
     with app_context():
         view = client_view(registry.get_client(db.session(), client_id))
-    _output(view, as_json)
+    output_object(view, as_json)
 
 
 @group.command("update")
@@ -237,7 +237,7 @@ def update(
         db.session.commit()
         audit("client.updated", client_id)
         view = client_view(client)
-    _output(view, as_json)
+    output_object(view, as_json)
 
 
 def _set_enabled(client_id: str, enabled: bool) -> None:
@@ -299,23 +299,3 @@ def _read_jwks(path: Path) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise InvalidClientData(f"--jwks-file {str(path)!r}: not JSON ({exc})") from None
-
-
-def _output(view: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json(view)
-    else:
-        _print_client(view)
-
-
-def _print_client(view: dict[str, Any]) -> None:
-    """One ``field: value`` line per field; stored text is escaped so it stays on its line."""
-    for field, value in view.items():
-        if field == "client_secret":
-            continue
-        if isinstance(value, dict):  # a JWK Set: public keys, on one line
-            value = json.dumps(value, separators=(",", ":"))
-        shown = ", ".join(value) if isinstance(value, list) else value
-        if shown in (None, ""):
-            shown = "-"
-        click.echo(f"{field}: {printable(shown) if isinstance(shown, str) else shown}")

@@ -17,6 +17,7 @@ from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.security.failure_limits import FailureLimiter
+from authserver.services.formatting import printable
 from authserver.services.keys import key_store
 
 
@@ -73,3 +74,24 @@ _INVOCATION_ID = f"cli-{uuid.uuid4().hex}"
 def audit(event: str, client_id: str | None = None, **details: Any) -> None:
     """Record a successful admin change in the audit trail."""
     audit_event(event, outcome="success", client_id=client_id, request_id=_INVOCATION_ID, **details)
+
+
+def output_object(view: dict[str, Any], as_json: bool) -> None:
+    """A client or trust object: JSON, or one ``field: value`` line per field."""
+    if as_json:
+        emit_json(view)
+    else:
+        print_object(view)
+
+
+def print_object(view: dict[str, Any]) -> None:
+    """One ``field: value`` line per field; stored text is escaped so it stays on its line."""
+    for field, value in view.items():
+        if field == "client_secret":
+            continue
+        if isinstance(value, dict):  # a JWK Set: public keys, on one line
+            value = json.dumps(value, separators=(",", ":"))
+        shown = ", ".join(value) if isinstance(value, list) else value
+        if shown in (None, ""):
+            shown = "-"
+        click.echo(f"{field}: {printable(shown) if isinstance(shown, str) else shown}")

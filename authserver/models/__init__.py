@@ -5,6 +5,7 @@ from authserver.models.base import Base, UTCDateTime, utcnow
 from authserver.models.client import Client, ClientSecret
 from authserver.models.revocation import RevokedToken
 from authserver.models.signing_key import StoredSigningKey
+from authserver.models.trust import Trust
 
 __all__ = [
     "Base",
@@ -12,6 +13,7 @@ __all__ = [
     "ClientSecret",
     "RevokedToken",
     "StoredSigningKey",
+    "Trust",
     "UsedAssertion",
     "UTCDateTime",
     "utcnow",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.models import Client
+from authserver.models import Client, Trust
 from authserver.services.client_fields import KEY_AUTH_METHOD
 
 
@@ -46,4 +46,19 @@ def client_view(client: Client) -> dict[str, Any]:
             if client.auth_method == KEY_AUTH_METHOD
             else {}
         ),
+    }
+
+
+def trust_view(trust: Trust) -> dict[str, Any]:
+    """The public trust object of the contract."""
+    return {
+        "trust_id": trust.trust_id,
+        "client_id": trust.client_id,
+        "issuer": trust.issuer,
+        "subject": trust.subject,
+        "audience": trust.audience,
+        "jwks_uri": trust.jwks_uri,
+        "allow_reuse": trust.allow_reuse,
+        "max_lifetime": trust.max_lifetime,
+        "created_at": iso_utc(trust.created_at),
     }

@@ -1,0 +1,94 @@
+"""Registering workload identity trusts: what an admin does, for the CLI (and later a file
+and the admin API) alike.
+
+Functions here only ``flush()``; the caller commits. Each field is checked here, once, so
+every way in refuses the same input with the same words.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authserver.errors import InvalidClientData, TrustNotFound
+from authserver.models import Trust, utcnow
+from authserver.security.remote_jwks import uri_problem
+from authserver.services.client_fields import checked_jwks_uri, in_range
+from authserver.services.registry import get_client
+
+TRUST_ID_PREFIX = "trs_"
+DEFAULT_MAX_LIFETIME = 3600
+#: Platform tokens live minutes to a day; a longer-lived one is no workload identity.
+MAX_LIFETIME = 86_400
+MAX_FIELD_LENGTH = 1024
+
+
+def add_trust(
+    session: Session,
+    *,
+    client_id: str,
+    issuer: str,
+    subject: str,
+    audience: str,
+    jwks_uri: str | None = None,
+    allow_reuse: bool = False,
+    max_lifetime: int = DEFAULT_MAX_LIFETIME,
+    now: datetime | None = None,
+) -> Trust:
+    """Trust ``issuer``'s tokens for ``subject`` and ``audience`` to authenticate as the client."""
+    get_client(session, client_id)  # an unknown client is refused before anything is written
+    trust = Trust(
+        trust_id=TRUST_ID_PREFIX + secrets.token_urlsafe(16),
+        client_id=client_id,
+        issuer=checked_issuer(issuer),
+        subject=_checked_text(subject, "subject"),
+        audience=_checked_text(audience, "audience"),
+        jwks_uri=None if jwks_uri is None else checked_jwks_uri(jwks_uri),
+        allow_reuse=allow_reuse,
+        max_lifetime=in_range(max_lifetime, "max_lifetime", 1, MAX_LIFETIME),
+        created_at=now or utcnow(),
+    )
+    session.add(trust)
+    session.flush()
+    return trust
+
+
+def checked_issuer(issuer: str) -> str:
+    """An issuer is where its OpenID discovery document is fetched from, so it follows the
+    ``jwks_uri`` rules: https, or http on a loopback host; compared as given, less a trailing
+    slash (as issuers are written in tokens)."""
+    problem = uri_problem(issuer)
+    if problem is not None:
+        raise InvalidClientData(f"issuer {issuer!r}: {problem}")
+    return issuer.rstrip("/")
+
+
+def _checked_text(value: str, what: str) -> str:
+    """Printable, without surrounding spaces, at most ``MAX_FIELD_LENGTH`` characters: these
+    are compared with token claims and shown in terminals and logs."""
+    if not value or not value.isprintable() or value != value.strip():
+        raise InvalidClientData(
+            f"{what} must be non-empty printable text without surrounding spaces"
+        )
+    if len(value) > MAX_FIELD_LENGTH:
+        raise InvalidClientData(f"{what} must be at most {MAX_FIELD_LENGTH} characters")
+    return value
+
+
+def get_trust(session: Session, trust_id: str) -> Trust:
+    trust = session.get(Trust, trust_id)
+    if trust is None:
+        raise TrustNotFound(trust_id)
+    return trust
+
+
+def list_trusts(session: Session) -> list[Trust]:
+    return list(session.scalars(select(Trust).order_by(Trust.created_at, Trust.trust_id)))
+
+
+def delete_trust(session: Session, trust_id: str) -> None:
+    session.delete(get_trust(session, trust_id))
+    session.flush()
