@@ -20,13 +20,11 @@ import flask_migrate
 import jwt
 import pytest
 import requests
-from click.testing import CliRunner, Result
 from flask import Flask
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select, text
 
 from authserver.app import create_app
-from authserver.cli import main
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.maintenance import Maintenance
@@ -35,6 +33,7 @@ from authserver.oauth.client_assertion import JWT_BEARER
 from authserver.schema import MIGRATIONS_DIR, upgrade_schema
 from authserver.services import registry
 from tests.conftest import ISSUER, LiveServer
+from tests.support.cli_in_process import InProcessCli, in_process_cli
 from tests.support.wsgi import serving
 
 GRANT = {"grant_type": "client_credentials"}
@@ -55,18 +54,9 @@ def jwks_file(tmp_path: Path, rsa_key: RSAKey) -> Path:
 
 
 @pytest.fixture
-def cli(settings: Settings, app: Flask) -> Any:
-    """``authserver ARGS`` in-process against the test app's database and keys folder."""
-    env = {
-        "AUTHSERVER_DATABASE_URL": settings.database_url,
-        "AUTHSERVER_KEYS_DIR": str(settings.keys_dir),
-        "AUTHSERVER_ISSUER": settings.issuer,
-    }
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-    return run
+def cli(settings: Settings, app: Flask) -> InProcessCli:
+    """``authserver ARGS`` in-process against the (migrated) test app's database."""
+    return in_process_cli(settings)
 
 
 def create_key_client(cli: Any, jwks_file: Path) -> dict[str, Any]:

@@ -12,15 +12,15 @@ from typing import Any
 
 import flask_migrate
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from flask import Flask
 from sqlalchemy import inspect
 
 from authserver.app import create_app
-from authserver.cli import main
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.schema import MIGRATIONS_DIR, upgrade_schema
+from tests.support.cli_in_process import InProcessCli, in_process_cli
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 TRUST_FIELDS = {
@@ -31,17 +31,9 @@ K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 @pytest.fixture
-def cli(settings: Settings, app: Flask) -> Any:
-    env = {
-        "AUTHSERVER_DATABASE_URL": settings.database_url,
-        "AUTHSERVER_KEYS_DIR": str(settings.keys_dir),
-        "AUTHSERVER_ISSUER": settings.issuer,
-    }
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-    return run
+def cli(settings: Settings, app: Flask) -> InProcessCli:
+    """``authserver ARGS`` in-process against the (migrated) test app's database."""
+    return in_process_cli(settings)
 
 
 def client_id_of(cli: Any) -> str:
