@@ -232,12 +232,22 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def key_sets(clock: ManualClock) -> Iterator[RemoteKeySets]:
-    fetcher = RemoteKeySets(timeout=1.0, clock=clock)
-    try:
-        yield fetcher
-    finally:
+def make_fetcher() -> Iterator[Callable[..., RemoteKeySets]]:
+    """``RemoteKeySets(**options)``, each closed (its threads stopped) when the test ends."""
+    made: list[RemoteKeySets] = []
+
+    def make(**options: Any) -> RemoteKeySets:
+        made.append(RemoteKeySets(**options))
+        return made[-1]
+
+    yield make
+    for fetcher in made:
         fetcher.close()
+
+
+@pytest.fixture
+def key_sets(clock: ManualClock, make_fetcher: Callable[..., RemoteKeySets]) -> RemoteKeySets:
+    return make_fetcher(timeout=1.0, clock=clock)
 
 
 @contextmanager
@@ -377,18 +387,17 @@ def test_a_set_is_kept_as_its_cache_control_says_within_the_bounds(
 
 
 def test_an_expired_set_is_fetched_at_once_whatever_the_refetch_interval(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
-    fetcher = RemoteKeySets(timeout=1.0, clock=clock, min_max_age=1, refetch_interval=30)
-    try:
-        host.routes["/jwks"] = key_set_route("max-age=10")
-        uri = host.url("/jwks")
-        fetcher.key_set(uri, None)
-        clock.now += 10
-        fetcher.key_set(uri, None)
-        assert host.count("/jwks") == 2
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=1.0, clock=clock, min_max_age=1, refetch_interval=30)
+    host.routes["/jwks"] = key_set_route("max-age=10")
+    uri = host.url("/jwks")
+    fetcher.key_set(uri, None)
+    clock.now += 10
+    fetcher.key_set(uri, None)
+    assert host.count("/jwks") == 2
 
 
 def test_a_set_is_renewed_in_the_background_at_80_percent_of_its_lifetime(
@@ -572,24 +581,23 @@ def test_an_unknown_kid_on_the_event_loop_waits_for_the_refetch_not_on_the_loop(
 
 
 def test_fetches_run_on_at_most_max_concurrent_fetches_daemon_threads(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
-    fetcher = RemoteKeySets(timeout=HOLD_SECONDS, clock=clock, max_concurrent_fetches=2)
-    try:
-        host.routes["/jwks"] = held(key_set_route())
-        futures = [pending_future(fetcher, host.url(f"/jwks?n={n}")) for n in range(5)]
-        wait_until(lambda: host.active == 2, PROMPT_SECONDS, "two fetches reach the host")
-        holds_throughout(lambda: len(host.requests) == 2, 0.3, "the others wait their turn")
-        threads = fetch_threads()
-        assert len(threads) == 2
-        assert all(thread.daemon for thread in threads)
-        host.gate.set()
-        for future in futures:
-            assert kids_of(future.result(timeout=PROMPT_SECONDS)) == ["a"]
-        assert host.most_active == 2
-        assert len(host.requests) == 5
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=HOLD_SECONDS, clock=clock, max_concurrent_fetches=2)
+    host.routes["/jwks"] = held(key_set_route())
+    futures = [pending_future(fetcher, host.url(f"/jwks?n={n}")) for n in range(5)]
+    wait_until(lambda: host.active == 2, PROMPT_SECONDS, "two fetches reach the host")
+    holds_throughout(lambda: len(host.requests) == 2, 0.3, "the others wait their turn")
+    threads = fetch_threads()
+    assert len(threads) == 2
+    assert all(thread.daemon for thread in threads)
+    host.gate.set()
+    for future in futures:
+        assert kids_of(future.result(timeout=PROMPT_SECONDS)) == ["a"]
+    assert host.most_active == 2
+    assert len(host.requests) == 5
 
 
 def test_close_fails_the_fetches_in_flight_and_stops_the_threads(
@@ -622,24 +630,23 @@ def test_a_host_that_never_answers_fails_at_the_deadline(
 
 
 def test_a_dribbling_host_is_cut_off_at_the_total_deadline(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
     """Each byte comes within the per-read timeout, so only a deadline on the whole answer
     ends it; and the connection is shut then, not at the next byte (1.1 s), freeing the
     thread for the next fetch."""
-    fetcher = RemoteKeySets(timeout=0.6, clock=clock, max_concurrent_fetches=1)
-    try:
-        host.routes["/jwks"] = dribble(0.55)
-        started = time.monotonic()
-        with pytest.raises(KeySetUnavailable, match="within 0.6 s"):
-            fetcher.key_set(host.url("/jwks"), None)
-        assert time.monotonic() - started < 0.9
-        wait_until(lambda: host.disconnected_after, PROMPT_SECONDS, "the host sees the cut")
-        assert host.disconnected_after[0] < 0.9
-        host.routes["/good"] = key_set_route()
-        assert kids_of(fetcher.key_set(host.url("/good"), None)) == ["a"]
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=0.6, clock=clock, max_concurrent_fetches=1)
+    host.routes["/jwks"] = dribble(0.55)
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable, match="within 0.6 s"):
+        fetcher.key_set(host.url("/jwks"), None)
+    assert time.monotonic() - started < 0.9
+    wait_until(lambda: host.disconnected_after, PROMPT_SECONDS, "the host sees the cut")
+    assert host.disconnected_after[0] < 0.9
+    host.routes["/good"] = key_set_route()
+    assert kids_of(fetcher.key_set(host.url("/good"), None)) == ["a"]
 
 
 class WithoutTrace(httpx.BaseTransport):
@@ -658,57 +665,53 @@ class WithoutTrace(httpx.BaseTransport):
 
 
 def test_the_total_deadline_holds_while_streaming_without_a_socket_to_cut(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
-    fetcher = RemoteKeySets(timeout=0.6, clock=clock, transport=WithoutTrace())
-    try:
-        host.routes["/jwks"] = dribble(0.25)
-        started = time.monotonic()
-        with pytest.raises(KeySetUnavailable, match="within 0.6 s"):
-            fetcher.key_set(host.url("/jwks"), None)
-        assert time.monotonic() - started < 0.9
-        wait_until(lambda: host.disconnected_after, 2 * PROMPT_SECONDS, "the fetch hangs up")
-        assert host.disconnected_after[0] < 1.2, "at the first byte past the deadline"
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=0.6, clock=clock, transport=WithoutTrace())
+    host.routes["/jwks"] = dribble(0.25)
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable, match="within 0.6 s"):
+        fetcher.key_set(host.url("/jwks"), None)
+    assert time.monotonic() - started < 0.9
+    wait_until(lambda: host.disconnected_after, 2 * PROMPT_SECONDS, "the fetch hangs up")
+    assert host.disconnected_after[0] < 1.2, "at the first byte past the deadline"
 
 
 def test_a_content_length_over_the_limit_is_refused_before_reading(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
-    fetcher = RemoteKeySets(timeout=HOLD_SECONDS, clock=clock, max_bytes=1000)
-    try:
-        host.routes["/jwks"] = announce_then_stall(1001)
-        started = time.monotonic()
-        with pytest.raises(KeySetUnavailable, match="over 1000 bytes"):
-            fetcher.key_set(host.url("/jwks"), None)
-        assert time.monotonic() - started < PROMPT_SECONDS, "refused on the header alone"
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=HOLD_SECONDS, clock=clock, max_bytes=1000)
+    host.routes["/jwks"] = announce_then_stall(1001)
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable, match="over 1000 bytes"):
+        fetcher.key_set(host.url("/jwks"), None)
+    assert time.monotonic() - started < PROMPT_SECONDS, "refused on the header alone"
 
 
 def test_a_body_without_content_length_is_refused_as_soon_as_it_passes_the_limit(
-    host: KeyHost, clock: ManualClock
+    host: KeyHost,
+    clock: ManualClock,
+    make_fetcher: Callable[..., RemoteKeySets],
 ) -> None:
-    fetcher = RemoteKeySets(timeout=HOLD_SECONDS, clock=clock, max_bytes=1000)
-    try:
-        host.routes["/jwks"] = stream_then_stall(1200)
-        started = time.monotonic()
-        with pytest.raises(KeySetUnavailable, match="over 1000 bytes"):
-            fetcher.key_set(host.url("/jwks"), None)
-        assert time.monotonic() - started < PROMPT_SECONDS, "refused while streaming"
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=HOLD_SECONDS, clock=clock, max_bytes=1000)
+    host.routes["/jwks"] = stream_then_stall(1200)
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable, match="over 1000 bytes"):
+        fetcher.key_set(host.url("/jwks"), None)
+    assert time.monotonic() - started < PROMPT_SECONDS, "refused while streaming"
 
 
-def test_a_set_just_under_the_limit_is_read(host: KeyHost, clock: ManualClock) -> None:
+def test_a_set_just_under_the_limit_is_read(
+    host: KeyHost, clock: ManualClock, make_fetcher: Callable[..., RemoteKeySets]
+) -> None:
     body = json.dumps(document("a", "b")).encode()
-    fetcher = RemoteKeySets(timeout=1.0, clock=clock, max_bytes=len(body))
-    try:
-        host.routes["/jwks"] = lambda handler: respond(handler, 200, body)
-        assert kids_of(fetcher.key_set(host.url("/jwks"), None)) == ["a", "b"]
-    finally:
-        fetcher.close()
+    fetcher = make_fetcher(timeout=1.0, clock=clock, max_bytes=len(body))
+    host.routes["/jwks"] = lambda handler: respond(handler, 200, body)
+    assert kids_of(fetcher.key_set(host.url("/jwks"), None)) == ["a", "b"]
 
 
 def test_a_redirect_is_not_followed(host: KeyHost, key_sets: RemoteKeySets) -> None:
