@@ -85,6 +85,11 @@ def get_trust(session: Session, trust_id: str) -> Trust:
     return trust
 
 
+def trusts_of(session: Session, issuer: str) -> list[Trust]:
+    """The trusts naming ``issuer`` exactly (as tokens write it): for the token endpoint."""
+    return list(session.scalars(select(Trust).where(Trust.issuer == issuer)))
+
+
 def list_trusts(session: Session) -> list[Trust]:
     return list(session.scalars(select(Trust).order_by(Trust.created_at, Trust.trust_id)))
 
