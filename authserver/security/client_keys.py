@@ -127,7 +127,9 @@ def _public_key(position: int, member: Any, uses: tuple[str, ...] = ("sig",)) ->
         with warnings.catch_warnings():
             # joserfc warns about a short RSA key; it is refused below with our own words.
             warnings.simplefilter("ignore")
-            key: Key = _KEY_CLASSES[kty].import_key(dict(member))
+            # A SPIFFE "jwt-svid" key is a signing key; joserfc knows "use" as sig or enc only.
+            parameters = {**member, "use": "sig"} if "use" in member else dict(member)
+            key: Key = _KEY_CLASSES[kty].import_key(parameters)
     except (JoseError, ValueError, TypeError) as exc:
         detail = f": {exc}" if str(exc) else ""
         raise InvalidKeySet(f"{where} is not a valid {kty} public key{detail}") from None
