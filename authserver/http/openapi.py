@@ -211,7 +211,8 @@ _CLIENT_CREDENTIALS_FIELDS = {
     "client_id": {
         "type": "string",
         "description": "client_secret_post; with Basic it must match the Basic client id; "
-        "with a client_assertion (optional) the assertion's `sub`.",
+        "with a client_assertion (optional) the assertion's `sub`, or for a workload's "
+        "platform token the trust's client.",
     },
     "client_secret": {
         "type": "string",
@@ -219,7 +220,7 @@ _CLIENT_CREDENTIALS_FIELDS = {
     },
     "client_assertion_type": {
         "type": "string",
-        "description": "private_key_jwt (RFC 7523 §2.2): "
+        "description": "private_key_jwt (RFC 7523 §2.2) or a workload's platform token: "
         "`urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.",
     },
     "client_assertion": {
@@ -227,7 +228,10 @@ _CLIENT_CREDENTIALS_FIELDS = {
         "description": "private_key_jwt: a JWT signed with the client's registered key "
         "(RS256, PS256, ES256, EdDSA or Ed25519); `iss` = `sub` = the client id, `aud` the "
         "issuer or the endpoint's URL, `exp` at most an hour ahead, `jti` used once. "
-        "Sending it with a secret is invalid_request.",
+        "Or a workload's platform token (a Kubernetes service-account token, a GitHub Actions "
+        "OIDC token, a SPIFFE JWT-SVID) whose `iss` is a trusted issuer: it authenticates as "
+        "the client of the trust matching its `sub` and `aud`, and the access token gets "
+        "`act` {`sub`, `iss`}. Sending it with a secret is invalid_request.",
     },
 }
 
@@ -311,6 +315,13 @@ SCHEMAS: JsonObject = {
                     "iat": {"type": "integer"},
                     "jti": _STRING,
                     "token_type": {"const": "Bearer"},
+                    "act": {
+                        "description": "RFC 8693 §4.1, only for a token a workload got with "
+                        "its platform's token: that token's `sub` and `iss`.",
+                        "type": "object",
+                        "required": ["sub", "iss"],
+                        "properties": {"sub": _STRING, "iss": _STRING},
+                    },
                 },
             },
             {

@@ -48,6 +48,8 @@ class IntrospectionEndpoint(_TokenParameterMixin, _IntrospectionEndpoint):
         claims = token.claims
         payload = {name: claims[name] for name in ("client_id", "scope", "sub", "aud", "iss")}
         payload.update({name: claims[name] for name in ("exp", "iat", "jti")})
+        if "act" in claims:  # RFC 8693 §4.1: the workload that acted as the client
+            payload["act"] = claims["act"]
         return {"active": True, **payload, "token_type": "Bearer"}
 
 

@@ -19,7 +19,12 @@ from joserfc.jwk import KeySet, RSAKey
 
 from authserver.oauth.client_assertion import JWT_BEARER
 from authserver.oauth.clients import GRANT_TYPE
-from authserver.oauth.server import TOKEN_ENDPOINT, AuthorizationServer, Response
+from authserver.oauth.server import (
+    INTROSPECTION_ENDPOINT,
+    TOKEN_ENDPOINT,
+    AuthorizationServer,
+    Response,
+)
 from authserver.oauth.trusts import TrustRule
 from tests.support.clock import ManualClock
 from tests.support.memory_backend import CLIENT_ADDRESS, MemoryBackend, post
@@ -147,6 +152,16 @@ def test_a_trusted_workload_gets_its_clients_token_naming_the_workload(
     assert issued[0].client_id == CLIENT
     assert issued[0].details["act"] == {"sub": WORKLOAD, "iss": PLATFORM}
     assert platform.used_clients == [CLIENT]
+
+
+def test_introspection_shows_who_acted(
+    server: AuthorizationServer, platform: MemoryBackend, sign: Sign
+) -> None:
+    access_token = present(server, sign())[1]["access_token"]
+    form = {"token": access_token}
+    status, body, _ = post(server, INTROSPECTION_ENDPOINT, form, basic=(CLIENT, "unused-secret"))
+    assert status == 200, body
+    assert body["act"] == {"sub": WORKLOAD, "iss": PLATFORM}
 
 
 def test_a_client_secret_token_has_no_act(
