@@ -19,8 +19,10 @@ from sqlalchemy import event
 
 from authserver.extensions import db
 from authserver.oauth.client_assertion import JWT_BEARER
+from authserver.services import trusts
 from tests.conftest import ISSUER, LiveServer
 from tests.support.oauth import CreateClient, issue_token
+from tests.support.workload_issuer import WorkloadIssuer
 
 GRANT = {"grant_type": "client_credentials", "scope": "api"}
 WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -170,3 +172,41 @@ def test_a_private_key_jwt_token_request_writes_one_row_its_used_assertion_and_n
     assert all(re.match(r"\s*INSERT INTO used_assertions\b", w) for w in writes), writes
     # One registration load per cache period (1 s) at most, however slow the machine is.
     assert 1 <= len(statements.touching("clients")) <= 2 + int(elapsed), statements.statements
+
+
+@pytest.mark.parametrize("allow_reuse", [True, False])
+def test_a_workload_token_request_writes_only_a_single_use_jti(
+    http: requests.Session,
+    live_server: LiveServer,
+    app: Flask,
+    create_client: CreateClient,
+    statements: StatementLog,
+    allow_reuse: bool,
+) -> None:
+    """A reusable trust's token writes nothing; a single-use one, its used assertion. The
+    issuer's trusts are read once per cache period, its keys fetched once."""
+    client = create_client()
+    with WorkloadIssuer() as platform, app.app_context():
+        trusts.add_trust(
+            db.session(), client_id=client.client_id, issuer=platform.issuer,
+            subject="system:serviceaccount:a:b", audience="authserver", allow_reuse=allow_reuse,
+        )  # fmt: skip
+        db.session.commit()
+        tokens = [platform.kubernetes_token("a", "b", "authserver") for _ in range(10)]
+        statements.clear()
+        started = time.monotonic()
+        for token in tokens:
+            response = http.post(
+                live_server.token_url,
+                data={**GRANT, "client_assertion_type": JWT_BEARER, "client_assertion": token},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+        elapsed = time.monotonic() - started
+        fetches = dict(platform.fetches)
+
+    writes = statements.writes()
+    assert len(writes) == (0 if allow_reuse else 10), writes
+    assert all(re.match(r"\s*INSERT INTO used_assertions\b", w) for w in writes), writes
+    assert 1 <= len(statements.touching("trusts")) <= 2 + int(elapsed), statements.statements
+    assert sorted(fetches.values()) == [1, 1], fetches  # discovery and keys, once each
