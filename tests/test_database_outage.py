@@ -26,12 +26,14 @@ from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.maintenance import RevocationSync
+from authserver.oauth.client_assertion import JWT_BEARER
 from authserver.schema import upgrade_schema
-from authserver.services import registry
+from authserver.services import registry, trusts
 from deploy.cluster.services import children_of
 from tests.conftest import ISSUER
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.waiting import holds_throughout, wait_until
+from tests.support.workload_issuer import WorkloadIssuer
 from tests.support.wsgi import serving
 
 GRANT = {"grant_type": "client_credentials"}
@@ -287,3 +289,35 @@ def test_a_revocation_on_one_instance_reaches_anothers_introspection_within_2_se
             REVOCATION_REACH_SECONDS,
             "the other instance's introspection saying inactive",
         )
+
+
+def test_a_stopped_database_reusable_workload_tokens_still_work_single_use_ones_503(
+    database_url: str, keys_dir: Path, own_postgres: PostgresServer
+) -> None:
+    """Trusts read before the outage keep serving within the grace; a single-use token's
+    ``jti`` cannot be recorded, so it gets the 503."""
+    with WorkloadIssuer() as platform, instance(database_url, keys_dir, grace=900) as server:
+        client = server.create_client()
+        with server.app.app_context():
+            for subject, reuse in (("reused", True), ("once", False)):
+                trusts.add_trust(
+                    db.session(), client_id=client.client_id, issuer=platform.issuer,
+                    subject=subject, audience="authserver", allow_reuse=reuse,
+                )  # fmt: skip
+            db.session.commit()
+
+        def present(subject: str) -> requests.Response:
+            token = platform.kubernetes_token("ns", "sa", "authserver", sub=subject)
+            form = {**GRANT, "client_assertion_type": JWT_BEARER, "client_assertion": token}
+            return server.http.post(f"{server.url}/oauth2/token", data=form, timeout=30)
+
+        assert present("reused").status_code == 200
+        assert present("once").status_code == 200
+        with stopped(own_postgres):
+            holds_throughout(
+                lambda: present("reused").status_code == 200,
+                THROUGH_THE_OUTAGE_SECONDS,
+                "tokens under a reusable trust read before the outage",
+            )
+            assert_outage_503(present("once"))
+        wait_until(lambda: present("once").status_code == 200, RECOVERY_SECONDS, "recovery")
