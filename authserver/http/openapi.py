@@ -465,8 +465,13 @@ PATHS: JsonObject = {
     routes.TOKEN.path: _oauth_operation(
         operation_id="issueToken",
         summary="Issue an access token (client_credentials)",
-        description="RFC 6749 §4.4 with RFC 8707 resource indicators. The answer carries "
-        "`Cache-Control: no-store` and never sets a cookie.",
+        description="RFC 6749 §4.4 with RFC 8707 resource indicators. The client "
+        "authenticates with a secret, a private_key_jwt assertion, or (workload identity "
+        "federation) its platform's token as the `client_assertion`: a Kubernetes, GitHub "
+        "Actions or SPIFFE token from an issuer an admin trusts (`authserver trust add`), "
+        "which authenticates as the trust's client; that access token also carries `act` "
+        "(RFC 8693 §4.1) naming the workload. The answer carries `Cache-Control: no-store` "
+        "and never sets a cookie.",
         request_schema="TokenRequest",
         example={"grant_type": GRANT_TYPE, "scope": "api"},
         success=_json_response(
