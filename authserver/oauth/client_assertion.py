@@ -20,7 +20,7 @@ spent, so only an assertion that passed every other check uses up its ``jti``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError as AuthlibInvalidCl
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import Key
+from joserfc.jwk import Key, KeySet
 from joserfc.jws import CompactSignature
 
 from authserver.oauth.backend import Backend
@@ -93,24 +93,12 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
         """joserfc calls the returned function with the token, whose header names the key."""
 
         def key_for(token: CompactSignature) -> Key:
-            headers = token.headers()
-            kid, alg = headers.get("kid"), headers.get("alg")
-            if kid is not None and not isinstance(kid, str):
-                raise AssertionRejected("kid: not a string")
-            if alg not in ASSERTION_ALGORITHMS:
-                raise AssertionRejected(f"alg: {alg!r} is not one of {ASSERTION_ALGORITHMS}")
-            try:
-                key_set = self._backend.client_keys(client, kid)
-            except KeySetUnavailable as exc:
-                raise AssertionRejected(f"jwks_uri: {exc}") from None
-            key = verification_key(key_set, kid, alg)
-            if key is None:
-                raise AssertionRejected(
-                    f"kid: no registered key has kid {kid!r} and verifies {alg}"
-                    if kid is not None
-                    else f"kid: none given, and not exactly one registered key verifies {alg}"
-                )
-            return key
+            return header_key(
+                token.headers(),
+                lambda kid: self._backend.client_keys(client, kid),
+                keys_named="registered key",
+                unavailable="jwks_uri",
+            )
 
         return key_for
 
@@ -155,6 +143,36 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
             return None
         subject = claims.get("sub")
         return subject if isinstance(subject, str) else None
+
+
+def header_key(
+    headers: Mapping[str, Any],
+    key_set_for: Callable[[str | None], KeySet],
+    *,
+    keys_named: str,
+    unavailable: str,
+) -> Key:
+    """The key that verifies a JWS with these header members, or :class:`AssertionRejected`:
+    ``kid``, if present, a string; ``alg`` on the allow-list; exactly one key of
+    ``key_set_for(kid)`` fitting both. ``keys_named`` and ``unavailable`` word the checks
+    for the log ("no {keys_named} has kid ...", "{unavailable}: why the keys are missing")."""
+    kid, alg = headers.get("kid"), headers.get("alg")
+    if kid is not None and not isinstance(kid, str):
+        raise AssertionRejected("kid: not a string")
+    if alg not in ASSERTION_ALGORITHMS:
+        raise AssertionRejected(f"alg: {alg!r} is not one of {ASSERTION_ALGORITHMS}")
+    try:
+        key_set = key_set_for(kid)
+    except KeySetUnavailable as exc:
+        raise AssertionRejected(f"{unavailable}: {exc}") from None
+    key = verification_key(key_set, kid, alg)
+    if key is None:
+        raise AssertionRejected(
+            f"kid: no {keys_named} has kid {kid!r} and verifies {alg}"
+            if kid is not None
+            else f"kid: none given, and not exactly one {keys_named} verifies {alg}"
+        )
+    return key
 
 
 def _is_number(value: Any) -> bool:

@@ -31,11 +31,11 @@ from authserver.oauth.client_assertion import (
     LEEWAY_SECONDS,
     MAX_JTI_LENGTH,
     AssertionRejected,
+    header_key,
 )
 from authserver.oauth.clients import Actor, OAuthClient
 from authserver.oauth.trusts import TrustRule
-from authserver.security.client_keys import ASSERTION_ALGORITHMS, verification_key
-from authserver.security.remote_jwks import KeySetUnavailable
+from authserver.security.client_keys import ASSERTION_ALGORITHMS
 
 #: The audit log's name for this way of authenticating.
 WORKLOAD_IDENTITY = "workload_identity"
@@ -171,22 +171,15 @@ class WorkloadAssertionVerifier:
         trust: TrustRule,
         rejected: Callable[[str], FederationRejected],
     ) -> dict[str, Any]:
-        kid, alg = token.header.get("kid"), token.header.get("alg")
-        if kid is not None and not isinstance(kid, str):
-            raise rejected("kid: not a string")
-        if alg not in ASSERTION_ALGORITHMS:
-            raise rejected(f"alg: {alg!r} is not one of {ASSERTION_ALGORITHMS}")
         try:
-            key_set = self._source.trust_keys(trust, kid)
-        except KeySetUnavailable as exc:
-            raise rejected(f"keys: {exc}") from None
-        key = verification_key(key_set, kid, alg)
-        if key is None:
-            raise rejected(
-                f"kid: the issuer publishes no key with kid {kid!r} for {alg}"
-                if kid is not None
-                else f"kid: none given, and not exactly one of the issuer's keys verifies {alg}"
+            key = header_key(
+                token.header,
+                lambda kid: self._source.trust_keys(trust, kid),
+                keys_named="key of the issuer",
+                unavailable="keys",
             )
+        except AssertionRejected as exc:
+            raise rejected(exc.check) from None
         try:
             claims: dict[str, Any] = jwt.decode(
                 assertion, key, algorithms=list(ASSERTION_ALGORITHMS)
