@@ -7,21 +7,19 @@ client's token, ``act`` naming the repository and ref that asked."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
+from tests.support.examples import EXAMPLES, run_example
 from tests.support.federated import add_trust, verified
 from tests.support.served import ServedAuthServer, served_auth_server
 from tests.support.workload_issuer import WorkloadIssuer
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "github-actions" / "get_token.py"
+SCRIPT = EXAMPLES / "github-actions" / "get_token.py"
 #: The script's own variables: none may leak in from the environment running the tests
 #: (which may itself be a GitHub Actions job).
 SCRIPT_VARIABLES = {
@@ -61,16 +59,7 @@ def deployer(auth: ServedAuthServer, github_module: WorkloadIssuer) -> dict[str,
 
 
 def run_script(**env: str) -> subprocess.CompletedProcess[str]:
-    """get_token.py with exactly the given configuration."""
-    inherited = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARIABLES}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        env={**inherited, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_example(SCRIPT, SCRIPT_VARIABLES, **env)
 
 
 def job_env(auth: ServedAuthServer, github: WorkloadIssuer, **extra: str) -> dict[str, str]:

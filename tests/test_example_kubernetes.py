@@ -8,21 +8,20 @@ service account."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.examples import EXAMPLES, run_example
 from tests.support.federated import VerifyingAPI, add_trust
 from tests.support.served import ServedAuthServer, served_auth_server
 from tests.support.workload_issuer import WorkloadIssuer
 from tests.support.wsgi import serving
 
-SERVICE = Path(__file__).resolve().parent.parent / "examples" / "kubernetes" / "service.py"
+SERVICE = EXAMPLES / "kubernetes" / "service.py"
 #: The service's own variables: none may leak in from the environment running the tests.
 SERVICE_VARIABLES = {
     "AUTHSERVER_ISSUER", "TOKEN_FILE", "CLIENT_ID", "API_URL", "SCOPE", "AUDIENCE", "CALLS",
@@ -61,16 +60,7 @@ def api(auth: ServedAuthServer, billing: dict[str, Any]) -> Iterator[VerifyingAP
 
 
 def run_service(**env: str) -> subprocess.CompletedProcess[str]:
-    """service.py with exactly the given configuration."""
-    inherited = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    return subprocess.run(
-        [sys.executable, str(SERVICE)],
-        env={**inherited, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_example(SERVICE, SERVICE_VARIABLES, **env)
 
 
 def projected(tmp_path: Path, token: str) -> Path:
