@@ -28,6 +28,8 @@ from authserver.client import (
 )
 from authserver.client.assertion import ASSERTION_TYPE
 from authserver.client.platform_token import MAX_TOKEN_BYTES
+from tests.support.federated import add_trust, verified
+from tests.support.served import ServedAuthServer, served_auth_server
 from tests.support.workload_issuer import WorkloadIssuer
 
 TOKEN_URL = "https://auth.example.test/oauth2/token"
@@ -400,3 +402,143 @@ def test_a_refusal_carries_the_server_s_words_never_the_token(
             source.token()
     assert (raised.value.error, raised.value.status) == ("invalid_client", 401)
     assert token not in json.dumps([str(raised.value), repr(raised.value)])
+
+
+# -- against a real authserver serve that trusts the stand-in issuer ---------------------------
+
+
+@pytest.fixture(scope="module")
+def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedAuthServer]:
+    with served_auth_server(tmp_path_factory.mktemp("auth")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def trusted(auth: ServedAuthServer, platform: WorkloadIssuer) -> dict[str, str]:
+    """Two service accounts of the stand-in cluster, each trusted as its own client."""
+    clients = {}
+    for account in ("reader", "writer"):
+        client_id = auth.create_client("--name", account, "--scope", "api")["client_id"]
+        subject = f"system:serviceaccount:payments:{account}"
+        add_trust(auth, client_id, platform.issuer, subject, auth.issuer, "--allow-reuse")
+        clients[account] = client_id
+    return clients
+
+
+def test_served_the_rotated_file_s_token_is_the_next_fetch_s_credential(
+    auth: ServedAuthServer, platform: WorkloadIssuer, trusted: dict[str, str], tmp_path: Path
+) -> None:
+    """The file first holds the reader's token, then (rotated in place, as the kubelet does)
+    the writer's: the access token after the rotation is the writer's, so that fetch sent
+    the new file's token; before it, the cached access token is reused."""
+    reader = platform.kubernetes_token("payments", "reader", auth.issuer)
+    path = kubelet_projected(tmp_path, reader)
+    with ClientCredentials.from_token_file(path, issuer=auth.issuer) as source:
+        first = source.token()
+        claims = verified(auth, first, trusted["reader"])
+        assert claims["act"] == {
+            "sub": "system:serviceaccount:payments:reader", "iss": platform.issuer
+        }  # fmt: skip
+        kubelet_projected(tmp_path, platform.kubernetes_token("payments", "writer", auth.issuer))
+        assert source.token() == first  # cached: the file is not even read
+        source.invalidate()
+        second = source.token()
+    claims = verified(auth, second, trusted["writer"])
+    assert claims["act"] == {"sub": "system:serviceaccount:payments:writer", "iss": platform.issuer}
+
+
+def test_served_async_source_with_client_id(
+    auth: ServedAuthServer, platform: WorkloadIssuer, trusted: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(platform.kubernetes_token("payments", "reader", auth.issuer))
+
+    async def fetch() -> str:
+        async with AsyncClientCredentials.from_token_file(
+            path, issuer=auth.issuer, client_id=trusted["reader"]
+        ) as source:
+            return await source.token()
+
+    claims = verified(auth, asyncio.run(fetch()), trusted["reader"])
+    assert claims["act"]["sub"] == "system:serviceaccount:payments:reader"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({"exp": 1_000_000_000, "iat": 999_999_000}, id="expired"),
+        pytest.param({"sub": "system:serviceaccount:payments:stranger"}, id="untrusted-subject"),
+        pytest.param({"aud": ["https://kubernetes.default.svc"]}, id="another-audience"),
+    ],
+)
+def test_served_a_token_no_trust_accepts_is_invalid_client(
+    auth: ServedAuthServer,
+    platform: WorkloadIssuer,
+    trusted: dict[str, str],
+    tmp_path: Path,
+    claims: dict[str, Any],
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(platform.kubernetes_token("payments", "reader", auth.issuer, **claims))
+    with (
+        ClientCredentials.from_token_file(path, issuer=auth.issuer) as source,
+        pytest.raises(TokenError) as raised,
+    ):
+        source.token()
+    assert (raised.value.error, raised.value.status) == ("invalid_client", 401)
+    assert not isinstance(raised.value, PlatformTokenError)
+
+
+def test_served_client_id_of_another_client_is_refused(
+    auth: ServedAuthServer, platform: WorkloadIssuer, trusted: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(platform.kubernetes_token("payments", "reader", auth.issuer))
+    source = ClientCredentials.from_token_file(
+        path, issuer=auth.issuer, client_id=trusted["writer"]
+    )
+    with source, pytest.raises(TokenError) as raised:
+        source.token()
+    assert (raised.value.error, raised.value.status) == ("invalid_client", 401)
+
+
+def test_served_spiffe_svid_file_with_the_bundle_as_jwks_uri(
+    auth: ServedAuthServer, tmp_path: Path
+) -> None:
+    """A SPIFFE helper writes the workload's JWT-SVID to a file; the trust names the SPIFFE
+    bundle endpoint as --jwks-uri (SPIFFE has no OpenID discovery)."""
+    spiffe_id = "spiffe://example.org/ns/payments/sa/billing"
+    with WorkloadIssuer("ES256") as spire:
+        client_id = auth.create_client("--name", "svid", "--scope", "api")["client_id"]
+        add_trust(
+            auth, client_id, spire.issuer, spiffe_id, auth.issuer,
+            "--jwks-uri", spire.bundle_uri, "--allow-reuse",
+        )  # fmt: skip
+        path = tmp_path / "svid.token"
+        path.write_text(spire.spiffe_svid(spiffe_id, auth.issuer))
+        with ClientCredentials.from_token_file(path, issuer=auth.issuer) as source:
+            access_token = source.token()
+        assert spire.fetches["/bundle"] >= 1
+        assert spire.fetches["/.well-known/openid-configuration"] == 0
+    claims = verified(auth, access_token, client_id)
+    assert claims["act"] == {"sub": spiffe_id, "iss": spire.issuer}
+
+
+def test_served_the_issuer_s_key_rotation_needs_nothing_from_the_client(
+    auth: ServedAuthServer, tmp_path: Path
+) -> None:
+    """The cluster rotates its signing key; the next projected token names the new kid and the
+    server fetches the key set again (the client only reads the file)."""
+    with WorkloadIssuer() as cluster:
+        client_id = auth.create_client("--name", "rotating", "--scope", "api")["client_id"]
+        subject = "system:serviceaccount:ops:rotating"
+        add_trust(auth, client_id, cluster.issuer, subject, auth.issuer, "--allow-reuse")
+        path = tmp_path / "token"
+        path.write_text(cluster.kubernetes_token("ops", "rotating", auth.issuer))
+        with ClientCredentials.from_token_file(path, issuer=auth.issuer) as source:
+            verified(auth, source.token(), client_id)
+            cluster.rotate()
+            path.write_text(cluster.kubernetes_token("ops", "rotating", auth.issuer))
+            source.invalidate()
+            verified(auth, source.token(), client_id)
+        assert cluster.fetches["/.well-known/jwks"] == 2
