@@ -21,14 +21,18 @@ from authserver.audit import audit_event
 from authserver.database import allow_long_statements
 from authserver.extensions import db
 from authserver.http.request_ids import current_request_id
+from authserver.models import Trust
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.errors import TemporarilyUnavailableError
+from authserver.oauth.trusts import TrustRule
 from authserver.security.failure_limits import FailureLimiter
+from authserver.security.issuer_keys import IssuerKeys
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
-from authserver.security.remote_jwks import KeySetUnavailable, RemoteKeySets
+from authserver.security.remote_jwks import MAX_URI_LENGTH, KeySetUnavailable, RemoteKeySets
 from authserver.security.secrets import RememberingVerifier, unless_locked
 from authserver.services import assertions, registrations, revocations
+from authserver.services import trusts as trust_service
 from authserver.services.database_guard import (
     BACKGROUND_CALL_TIMEOUT_SECONDS,
     RETRY_AFTER_SECONDS,
@@ -38,7 +42,7 @@ from authserver.services.database_guard import (
     in_transaction,
 )
 from authserver.services.key_retention import RetentionCache
-from authserver.services.registration_cache import RegistrationCache
+from authserver.services.registration_cache import FreshCache, RegistrationCache
 from authserver.services.registrations import Registration
 from authserver.services.revocation_list import RevocationList
 from authserver.services.usage import UsageRecorder
@@ -61,7 +65,21 @@ def _unavailable(why: str) -> TemporarilyUnavailableError:
     )
 
 
-def _oauth_client(found: Registration) -> OAuthClient:
+def trust_rule(trust: Trust) -> TrustRule:
+    """A stored trust, detached from its session, as the protocol code applies it."""
+    return TrustRule(
+        trust_id=trust.trust_id,
+        client_id=trust.client_id,
+        issuer=trust.issuer,
+        subject=trust.subject,
+        audience=trust.audience,
+        jwks_uri=trust.jwks_uri,
+        allow_reuse=trust.allow_reuse,
+        max_lifetime=trust.max_lifetime,
+    )
+
+
+def oauth_client(found: Registration) -> OAuthClient:
     return OAuthClient(
         client_id=found.client_id,
         scopes=found.scopes,
@@ -84,19 +102,33 @@ class DatabaseBackend:
     database: DatabaseGuard
     revocations: RevocationList
     registrations: RegistrationCache = field(init=False)
+    trusts: FreshCache[tuple[TrustRule, ...]] = field(init=False)
     remote_keys: RemoteKeySets
+    issuer_keys: IssuerKeys
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
     outage_grace: float = 0.0
 
     def __post_init__(self) -> None:
         cache = RegistrationCache(self._load_registration, outage_grace=self.outage_grace)
         object.__setattr__(self, "registrations", cache)
+        trusts = FreshCache[tuple[TrustRule, ...]](
+            self._load_trusts,
+            empty=(),
+            max_key_length=MAX_URI_LENGTH,
+            outage_grace=self.outage_grace,
+        )
+        object.__setattr__(self, "trusts", trusts)
 
     def read(self, work: Callable[[Session], T], timeout: float | None = None) -> T:
         return read_through(self.database, work, timeout)
 
     def _load_registration(self, client_id: str) -> Registration | None:
         return self.read(lambda session: registrations.registration(session, client_id))
+
+    def _load_trusts(self, issuer: str) -> tuple[TrustRule, ...]:
+        return self.read(
+            lambda session: tuple(trust_rule(t) for t in trust_service.trusts_of(session, issuer))
+        )
 
     def _registration(self, client_id: str) -> Registration | None:
         try:
@@ -114,11 +146,11 @@ class DatabaseBackend:
         if found is None:
             return None
         self.usage.record(client_id, now)
-        return _oauth_client(found)
+        return oauth_client(found)
 
     def find_client(self, client_id: str) -> OAuthClient | None:
         found = self._registration(client_id)
-        return _oauth_client(found) if found is not None and found.enabled else None
+        return oauth_client(found) if found is not None and found.enabled else None
 
     def client_keys(self, client: OAuthClient, kid: str | None) -> KeySet:
         if client.key_set is not None:
@@ -127,19 +159,34 @@ class DatabaseBackend:
             raise KeySetUnavailable("the client has no keys registered")
         return self.remote_keys.key_set(client.jwks_uri, kid)
 
-    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
-        try:
-            fresh = self.database.call(
-                in_transaction(
-                    db.engine,
-                    lambda connection: assertions.first_use(connection, client_id, jti, expires_at),
+    def accept_assertion(
+        self, issuer: str, jti: str | None, expires_at: datetime, *, client_id: str
+    ) -> bool:
+        fresh = True
+        if jti is not None:
+            try:
+                fresh = self.database.call(
+                    in_transaction(
+                        db.engine,
+                        lambda connection: assertions.first_use(
+                            connection, issuer, jti, expires_at
+                        ),
+                    )
                 )
-            )
-        except DatabaseUnreachable:
-            raise _unavailable("used assertions cannot be recorded") from None
+            except DatabaseUnreachable:
+                raise _unavailable("used assertions cannot be recorded") from None
         if fresh:
             self.usage.record(client_id, datetime.now(UTC))
         return fresh
+
+    def trusts_for(self, issuer: str) -> tuple[TrustRule, ...]:
+        try:
+            return self.trusts.get(issuer)
+        except DatabaseUnreachable:
+            raise _unavailable("this server has not seen this issuer's trusts recently") from None
+
+    def trust_keys(self, trust: TrustRule, kid: str | None) -> KeySet:
+        return self.issuer_keys.key_set(trust.issuer, trust.jwks_uri, kid)
 
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())

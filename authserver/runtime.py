@@ -19,6 +19,7 @@ from authserver.http import routes
 from authserver.oauth.server import AuthorizationServer
 from authserver.oauth.tokens import AccessTokenGenerator
 from authserver.security.failure_limits import FailureLimiter
+from authserver.security.issuer_keys import IssuerKeys
 from authserver.security.key_material import SigningKey
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.remote_jwks import RemoteKeySets
@@ -80,6 +81,7 @@ class Runtime:
             database,
             RevocationList(outage_grace=grace),
             RemoteKeySets(),
+            IssuerKeys(),
             outage_grace=grace,
         )
         oauth = AuthorizationServer(

@@ -71,6 +71,15 @@ def _tiny_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterab
             complete = threading.Thread(target=future.set_result, args=(None,))
         complete.start()
         text = "completing"
+    elif path == "/chain":
+        # Needs the futures name-1, name-2, ... in turn: each run waits for the first not done.
+        steps = int(parse_qs(environ["QUERY_STRING"])["steps"][0])
+        with _lock:
+            _runs[name] = _runs.get(name, 0) + 1
+        for step in range(1, steps + 1):
+            if not _future(f"{name}-{step}").done():
+                raise ResultPending(_future(f"{name}-{step}"))
+        text = f"ran {_runs[name]} times"
     elif path == "/always-pending":
         done: Future[Any] = Future()
         done.set_result(None)
@@ -164,6 +173,23 @@ def test_a_pending_request_is_answered_once_its_future_completes_and_the_loop_st
     assert answer.status_code == 200
     # Run again after the wait, with the same body.
     assert answer.text == "ran 2 times; body the body"
+
+
+@pytest.mark.parametrize(("steps", "status"), [(2, 200), (3, 503)])
+def test_a_request_waits_for_a_chain_of_two_fetches_and_no_more(
+    server: Server, steps: int, status: int
+) -> None:
+    """A trusted issuer's discovery document, then the keys it names: two fetches in turn."""
+    name = f"chain{steps}"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(get, server, f"/chain?name={name}&steps={steps}")
+        for step in range(1, 3):
+            wait_until(lambda s=step: f"runs={s} " in state(server, name), 5, f"run {step}")
+            get(server, f"/complete?name={name}-{step}")
+        answer = waiting.result(timeout=ANSWER_TIMEOUT_SECONDS)
+    assert answer.status_code == status
+    if status == 200:
+        assert answer.text == "ran 3 times"
 
 
 def test_a_future_that_fails_still_ends_the_wait(server: Server) -> None:

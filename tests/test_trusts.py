@@ -161,3 +161,32 @@ def test_migration_0007_adds_the_table_to_a_database_in_use(settings: Settings) 
     with app.app_context():
         assert "trusts" in inspect(db.engine).get_table_names()
         db.engine.dispose()
+
+
+@SQLITE_ONLY
+def test_the_issuer_is_kept_exactly_as_tokens_write_it(cli: Any) -> None:
+    """Auth0-style issuers end in a slash; a token's iss is matched character for character."""
+    client_id = client_id_of(cli)
+    issuer = "https://tenant.example.test/"
+    result = cli(
+        "trust", "add", "--client", client_id, "--issuer", issuer, "--subject", "svc",
+        "--audience", "authserver", "--json",
+    )  # fmt: skip
+    assert json.loads(result.stdout)["issuer"] == issuer
+
+
+@SQLITE_ONLY
+def test_a_second_trust_for_the_same_issuer_subject_and_audience_is_refused(cli: Any) -> None:
+    client_id = client_id_of(cli)
+    first = json.loads(add(cli, client_id, "--json").stdout)
+
+    twin = add(cli, client_id_of(cli))
+    other_audience = cli(
+        "trust", "add", "--client", client_id, "--issuer", K8S_ISSUER,
+        "--subject", "system:serviceaccount:billing:*", "--audience", "deployer",
+    )  # fmt: skip
+
+    assert twin.exit_code == 1
+    assert f"trust {first['trust_id']} already accepts" in twin.stderr
+    assert len(twin.stderr.strip().splitlines()) == 1
+    assert other_audience.exit_code == 0

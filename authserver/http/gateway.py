@@ -45,6 +45,9 @@ SLOW_LANE_QUEUE_FACTOR = 2
 #: How long a request waits for a fetch it needs (a client's ``jwks_uri``, 5 s at most)
 #: before it runs again anyway.
 REMOTE_WAIT_SECONDS = 6.0
+#: Fetches one request may wait for in turn: a trusted issuer's discovery document, then
+#: the keys it names.
+MAX_FETCHES_PER_REQUEST = 2
 
 _Answer = tuple[int, list[tuple[str, str]], bytes]
 
@@ -101,7 +104,8 @@ class BufferedGateway:
     :class:`~authserver.security.pending.ResultPending` before doing anything; its coroutine
     awaits the fetch (up to ``remote_wait`` seconds) while the loop serves everyone else,
     then runs the request again on the loop, which finds the fetched result (or the fetch's
-    remembered failure). Still pending after that wait: 503 with ``Retry-After``.
+    remembered failure), or the next fetch it needs (at most ``MAX_FETCHES_PER_REQUEST`` in
+    turn). Still pending after that: 503 with ``Retry-After``.
     """
 
     def __init__(
@@ -178,15 +182,21 @@ class BufferedGateway:
         the second run finds the outcome where the fetcher left it. ``shield``: the future
         is shared with other requests, and our timeout must not cancel it for them.
         """
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._remote_wait):
-                await asyncio.shield(asyncio.wrap_future(pending.future))
-        environ = dict(pristine)
-        environ["wsgi.input"] = io.BytesIO(body)
-        try:
-            return self._call(environ)
-        except ResultPending:
-            return self._busy(dict(pristine))  # the fetch outlasted the wait
+        for _ in range(MAX_FETCHES_PER_REQUEST):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._remote_wait):
+                    await asyncio.shield(asyncio.wrap_future(pending.future))
+            environ = dict(pristine)
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                return self._call(environ)
+            except ResultPending as next_pending:
+                if next_pending.future is pending.future:
+                    break  # the fetch outlasted the wait
+                # The next fetch of a chain: a trusted issuer's discovery document, then the
+                # keys it names.
+                pending = next_pending
+        return self._busy(dict(pristine))
 
     def _busy(self, environ: dict[str, Any]) -> _Answer:
         """503 with ``Retry-After``, answered by the app (see :data:`REFUSED`)."""

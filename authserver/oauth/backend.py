@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from joserfc.jwk import KeySet
 
 from authserver.oauth.clients import OAuthClient
+from authserver.oauth.trusts import TrustRule
 from authserver.security.keys import SigningKey
 
 
@@ -41,9 +42,21 @@ class Backend(Protocol):
         :class:`~authserver.security.remote_jwks.KeySetUnavailable`, or
         :class:`~authserver.security.pending.ResultPending` when a fetch must be awaited."""
 
-    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
-        """Spend an assertion's ``jti`` for every worker and instance; False if it was spent
-        before (a replay). The client counts as used, as with a right secret."""
+    def accept_assertion(
+        self, issuer: str, jti: str | None, expires_at: datetime, *, client_id: str
+    ) -> bool:
+        """Spend the ``jti`` of an assertion ``issuer`` signed (the client itself, or a
+        trusted platform) for every worker and instance, until ``expires_at``; False if it was
+        spent before (a replay). ``jti`` None: the trust accepts the token again, nothing is
+        spent. Either way ``client_id`` counts as used, as with a right secret."""
+
+    def trusts_for(self, issuer: str) -> Sequence[TrustRule]:
+        """The trusts naming ``issuer`` (none: not a trusted issuer), at most a second old;
+        while the database is unreachable, as last read within the outage grace."""
+
+    def trust_keys(self, trust: TrustRule, kid: str | None) -> KeySet:
+        """The trusted issuer's keys: at the trust's ``jwks_uri`` or its discovery document's
+        (fetched as a client's ``jwks_uri`` is). Raises as :meth:`client_keys` does."""
 
     def published_keys(self) -> Sequence[SigningKey]:
         """Keys whose signatures still count (next, active, retired within its window)."""

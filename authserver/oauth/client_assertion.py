@@ -139,7 +139,9 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         """Spend the ``jti`` until the assertion can no longer be accepted anyway."""
         expires_at = datetime.fromtimestamp(claims["exp"] + self.leeway, UTC)
-        return self._backend.accept_assertion(claims["sub"], jti, expires_at)
+        return self._backend.accept_assertion(
+            claims["iss"], jti, expires_at, client_id=claims["sub"]
+        )
 
     def authenticate_client(self, client: OAuthClient) -> OAuthClient:
         """The method was checked on lookup, before any key was fetched."""

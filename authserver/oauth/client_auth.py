@@ -14,7 +14,9 @@ and its CPU a weapon); a failure is counted, and answered 429 if the id was lock
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -36,11 +38,23 @@ from authserver.oauth.errors import (
     TemporarilyUnavailableError,
     TooManyRequestsError,
 )
+from authserver.oauth.federation import (
+    WORKLOAD_IDENTITY,
+    FederationRejected,
+    Unverified,
+    WorkloadAssertionVerifier,
+    read_unverified,
+)
 from authserver.oauth.requests import OAuthFormRequest
+from authserver.oauth.trusts import TrustRule
 from authserver.security.secrets import MAX_CLIENT_ID_LENGTH, VerifierBusyError
 
 #: Seconds a client told "busy" should wait: about the time a few Argon2id checks take.
 BUSY_RETRY_AFTER_SECONDS = 1
+#: A workload's ``sub`` in a failure's log line, cut (it is the sender's text).
+MAX_LOGGED_SUBJECT = 200
+#: Trusts named in one failure's log line: an issuer such as GitHub may have one per repository.
+MAX_LOGGED_TRUSTS = 10
 
 
 def authenticate_client(
@@ -48,10 +62,12 @@ def authenticate_client(
     backend: Backend,
     methods: Collection[str],
     assertion_audiences: Sequence[str] = (),
+    clock: Callable[[], float] = time.time,
 ) -> OAuthClient:
     """The client the request authenticates, by the one method it uses, if ``methods`` has it.
 
-    ``assertion_audiences``: what a client assertion's ``aud`` may name at this endpoint.
+    ``assertion_audiences``: what a client assertion's ``aud`` may name at this endpoint;
+    ``clock``: wall-clock seconds a workload's token is judged by.
     """
     source = request.source
     form = request.payload.data
@@ -62,7 +78,7 @@ def authenticate_client(
                 "(RFC 6749 section 2.3): send a client_assertion or a secret, not both."
             )
         _require_method(PRIVATE_KEY_JWT, methods)
-        return _authenticate_assertion(request, backend, assertion_audiences)
+        return _authenticate_assertion(request, backend, assertion_audiences, clock)
     if source.authorization_scheme is not None:
         _require_method(CLIENT_SECRET_BASIC, methods)
         return _authenticate_basic(request, backend)
@@ -79,29 +95,88 @@ def authenticate_client(
 
 
 def _authenticate_assertion(
-    request: OAuthFormRequest, backend: Backend, audiences: Sequence[str]
+    request: OAuthFormRequest,
+    backend: Backend,
+    audiences: Sequence[str],
+    clock: Callable[[], float],
 ) -> OAuthClient:
     """RFC 7521 §4.2: ``client_assertion_type`` says a JWT, ``client_assertion`` is it;
-    ``client_id`` is optional and, if sent, must be the assertion's subject."""
+    ``client_id`` is optional and, if sent, must be the client the assertion authenticates.
+
+    An assertion whose ``iss`` is not its ``sub`` but a trusted platform is a workload's
+    token (:mod:`federation`); any other is the client's own (``private_key_jwt``).
+    """
     form = request.payload.data
     assertion = form.get("client_assertion", "")
-    verifier = ClientAssertionVerifier(backend, audiences)
+    own_key = ClientAssertionVerifier(backend, audiences)
     try:
         if form.get("client_assertion_type") != JWT_BEARER:
             raise AssertionRejected(f"client_assertion_type is not {JWT_BEARER}")
         if not assertion:
             raise AssertionRejected("client_assertion is missing or empty")
-        client = verifier.verify(request)
+        token = read_unverified(assertion)
+        if token is not None and token.issuer is not None and token.issuer != token.subject:
+            trusts = backend.trusts_for(token.issuer)
+            if trusts:
+                verifier = WorkloadAssertionVerifier(backend, clock)
+                return _authenticate_workload(request, backend, verifier, token, assertion, trusts)
+        client = own_key.verify(request)
         if "client_id" in form and form["client_id"] != client.client_id:
             raise AssertionRejected("client_id differs from the assertion's sub")
     except AssertionRejected as rejected:
-        subject = verifier.claimed_subject(assertion) if assertion else None
+        subject = own_key.claimed_subject(assertion) if assertion else None
         _failed(request, backend, subject or form.get("client_id"), PRIVATE_KEY_JWT, rejected.check)
         raise InvalidClientError(
             "Client authentication failed: the client assertion was not accepted.",
             challenge=False,
         ) from None
     request.auth_method = PRIVATE_KEY_JWT
+    return client
+
+
+def _authenticate_workload(
+    request: OAuthFormRequest,
+    backend: Backend,
+    verifier: WorkloadAssertionVerifier,
+    token: Unverified,
+    assertion: str,
+    trusts: Sequence[TrustRule],
+) -> OAuthClient:
+    """A trusted platform's token: the client its best-matching trust names, ``jti`` spent
+    last (unless the trust accepts the token again)."""
+    form = request.payload.data
+    try:
+        identity = verifier.verify(token, assertion, trusts)
+        client = identity.client
+        if "client_id" in form and form["client_id"] != client.client_id:
+            raise FederationRejected(
+                "client_id differs from the trust's client", (), identity.trust
+            )
+        spent_until = datetime.fromtimestamp(identity.spendable_until, UTC)
+        if not backend.accept_assertion(
+            identity.trust.issuer, identity.jti, spent_until, client_id=client.client_id
+        ):
+            raise FederationRejected("jti: already used", (), identity.trust)
+    except FederationRejected as rejected:
+        chosen = rejected.chosen
+        # The failure counts against the client the token tried to become; the log names
+        # each trust looked at and why it failed, the issuer and the workload, never the token.
+        _failed(
+            request,
+            backend,
+            chosen.client_id if chosen else None,
+            WORKLOAD_IDENTITY,
+            rejected.check,
+            issuer=token.issuer,
+            subject=(token.subject or "")[:MAX_LOGGED_SUBJECT],
+            trust_id=chosen.trust_id if chosen else None,
+            considered={c.trust.trust_id: c.check for c in rejected.considered[:MAX_LOGGED_TRUSTS]},
+        )
+        raise InvalidClientError(
+            "Client authentication failed: the client assertion was not accepted.",
+            challenge=False,
+        ) from None
+    request.auth_method = WORKLOAD_IDENTITY
     return client
 
 
@@ -176,6 +251,7 @@ def _failed(
     client_id: str | None,
     method: str,
     check: str | None = None,
+    **context: object,
 ) -> None:
     """Log and count a failed authentication; raise 429 if the id was already locked.
 
@@ -183,7 +259,7 @@ def _failed(
     a secret or an assertion.
     """
     too_long = client_id is not None and len(client_id) > MAX_CLIENT_ID_LENGTH
-    details: dict[str, object] = {"method": method}
+    details: dict[str, object] = {"method": method, **context}
     if check is not None:
         details["check"] = check
     if too_long:

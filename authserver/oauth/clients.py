@@ -20,13 +20,26 @@ AUTH_METHODS = (*SECRET_METHODS, PRIVATE_KEY_JWT)
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who acted through the client (RFC 8693 §4.1 ``act``): the workload a trusted
+    platform's token named, by its ``sub`` and ``iss``."""
+
+    sub: str
+    iss: str
+
+    def as_claim(self) -> dict[str, str]:
+        return {"sub": self.sub, "iss": self.iss}
+
+
+@dataclass(frozen=True)
 class OAuthClient(ClientMixin):
     """An authenticated client, as the backend found it (detached from any storage).
 
     ``granted_audience`` is filled in by the grant once the request's ``resource``/``audience``
     has been checked, because Authlib's token generator only receives the client.
     ``auth_method`` is how it is registered to authenticate; a ``private_key_jwt`` client's
-    public keys are ``key_set`` (registered inline) or served at ``jwks_uri``.
+    public keys are ``key_set`` (registered inline) or served at ``jwks_uri``. ``actor`` is
+    set when a workload authenticated as the client with its platform's token.
     """
 
     client_id: str
@@ -37,6 +50,7 @@ class OAuthClient(ClientMixin):
     auth_method: str = CLIENT_SECRET_BASIC
     key_set: KeySet | None = field(default=None, compare=False)
     jwks_uri: str | None = None
+    actor: Actor | None = None
 
     def with_audience(self, audience: str | list[str]) -> OAuthClient:
         return replace(self, granted_audience=audience)

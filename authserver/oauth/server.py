@@ -97,7 +97,7 @@ class AuthorizationServer(_AuthorizationServer):
         receiving it (RFC 7523 §3 item 3; clients differ in which they use).
         """
         audiences = (self.issuer, self.token_endpoint, request.source.endpoint_uri)
-        return authenticate_client(request, self.backend, methods, audiences)
+        return authenticate_client(request, self.backend, methods, audiences, self.clock)
 
     def handle_response(
         self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]
@@ -119,13 +119,17 @@ class AuthorizationServer(_AuthorizationServer):
         return response
 
     def save_token(self, token: dict[str, Any], request: OAuthFormRequest) -> None:
-        """Access tokens are self-contained JWTs: nothing is stored when one is issued."""
+        """Access tokens are self-contained JWTs: nothing is stored when one is issued.
+        A workload's token names it (``act``), so the audit trail can tell who asked."""
+        client: OAuthClient = request.client
+        actor = {"act": client.actor.as_claim()} if client.actor else {}
         self.backend.record(
             "token.issued",
             outcome="success",
-            client_id=request.client.client_id,
+            client_id=client.client_id,
             scope=token.get("scope"),
             expires_in=token.get("expires_in"),
+            **actor,
         )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:

@@ -58,6 +58,8 @@ class AccessTokenGenerator(BearerTokenGenerator):
             "client_id": client.client_id,
             "scope": scope,
         }
+        if client.actor is not None:
+            claims["act"] = client.actor.as_claim()
         header = {"typ": "at+jwt", "alg": key.alg, "kid": key.kid}
         return jwt.encode(header, claims, key.jwk, algorithms=[key.alg])
 

@@ -4,6 +4,9 @@ One set of rules for a JWK Set, whether an admin registers it (``clients create 
 or a client's ``jwks_uri`` serves it: public keys only, of the types our assertion algorithms
 use, each usable for signing. A key set that breaks a rule is refused whole with one line
 saying which key and why, so an admin fixes it before any client depends on it.
+
+A workload platform's key set (``issuer_key_set``) is read more leniently: it serves every
+verifier of that platform, so keys we cannot use are passed over rather than refused.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 #: Enough for a rotation overlap of several keys; a set is read on every verification.
 MAX_KEYS = 16
 MIN_RSA_BITS = 2048
+#: A platform publishes keys for every verifier; a SPIFFE bundle holds one per signing key.
+MAX_ISSUER_KEYS = 64
+#: What marks a signing key in a platform's set: SPIFFE bundles say ``jwt-svid`` for the keys
+#: that sign JWT-SVIDs (SPIFFE Trust Domain and Bundle, section 4.2.1).
+ISSUER_SIGNING_USES = ("sig", "jwt-svid")
 
 
 class InvalidKeySet(ValueError):
@@ -54,13 +62,46 @@ def public_key_set(document: Any) -> KeySet:
             f"a JWK Set must hold 1 to {MAX_KEYS} keys, this one has {len(members)}"
         )
     keys = [_public_key(position, member) for position, member in enumerate(members, 1)]
+    return _with_unique_kids(keys)
+
+
+def issuer_key_set(document: Any) -> KeySet:
+    """The keys of a workload platform's JWK Set that can verify our assertion algorithms.
+
+    Keys of other types or curves, encryption keys and a SPIFFE bundle's ``x509-svid`` keys
+    are passed over: the set is the platform's, made for every verifier. A private member in
+    any key refuses the whole set (a platform that publishes one is misconfigured, and its
+    keys are no proof of anything), as does a set with no usable key at all.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise InvalidKeySet('a JWK Set is a JSON object with a "keys" list (RFC 7517 section 5)')
+    members = document["keys"]
+    if len(members) > MAX_ISSUER_KEYS:
+        raise InvalidKeySet(f"the JWK Set has {len(members)} keys, more than {MAX_ISSUER_KEYS}")
+    keys = []
+    for position, member in enumerate(members, 1):
+        if isinstance(member, Mapping) and any(name in member for name in PRIVATE_MEMBERS):
+            raise InvalidKeySet(f"key {position} of the JWK Set has private members")
+        try:
+            keys.append(_public_key(position, member, uses=ISSUER_SIGNING_USES))
+        except InvalidKeySet:
+            continue  # not a key for us
+    if not keys:
+        raise InvalidKeySet(
+            f"none of its {len(members)} keys can verify {', '.join(ASSERTION_ALGORITHMS)}"
+        )
+    return _with_unique_kids(keys)
+
+
+def _with_unique_kids(keys: list[Key]) -> KeySet:
+    """A ``kid`` must name one key: which of two a signature meant would be a guess."""
     kids = [key.kid for key in keys if key.kid is not None]
     if len(kids) != len(set(kids)):
         raise InvalidKeySet("two keys of the set have the same kid")
     return KeySet(keys)
 
 
-def _public_key(position: int, member: Any) -> Key:
+def _public_key(position: int, member: Any, uses: tuple[str, ...] = ("sig",)) -> Key:
     where = f"key {position} of the JWK Set"
     if not isinstance(member, Mapping):
         raise InvalidKeySet(f"{where} is not a JSON object")
@@ -74,7 +115,7 @@ def _public_key(position: int, member: Any) -> Key:
         raise InvalidKeySet(f"{where} has kty {kty!r}: use RSA, EC (P-256) or OKP (Ed25519)")
     if kty in _CURVES and member.get("crv") not in _CURVES[kty]:
         raise InvalidKeySet(f"{where} has curve {member.get('crv')!r}: use {_CURVES[kty][0]}")
-    if member.get("use", "sig") != "sig":
+    if member.get("use", "sig") not in uses:
         raise InvalidKeySet(f'{where} has use {member.get("use")!r}: a signing key has "sig"')
     alg, usable = member.get("alg"), usable_algorithms_for(kty, member.get("crv"))
     if alg is not None and alg not in usable:
@@ -86,7 +127,9 @@ def _public_key(position: int, member: Any) -> Key:
         with warnings.catch_warnings():
             # joserfc warns about a short RSA key; it is refused below with our own words.
             warnings.simplefilter("ignore")
-            key: Key = _KEY_CLASSES[kty].import_key(dict(member))
+            # A SPIFFE "jwt-svid" key is a signing key; joserfc knows "use" as sig or enc only.
+            parameters = {**member, "use": "sig"} if "use" in member else dict(member)
+            key: Key = _KEY_CLASSES[kty].import_key(parameters)
     except (JoseError, ValueError, TypeError) as exc:
         detail = f": {exc}" if str(exc) else ""
         raise InvalidKeySet(f"{where} is not a valid {kty} public key{detail}") from None

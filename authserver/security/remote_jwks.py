@@ -1,5 +1,7 @@
-"""The JWK Sets that ``private_key_jwt`` clients publish at their ``jwks_uri`` (RFC 7523 §2.2,
-RFC 7591 §2): fetched, checked and cached, once per worker process.
+"""Documents fetched from other hosts for client authentication: the JWK Sets that
+``private_key_jwt`` clients publish at their ``jwks_uri`` (RFC 7523 §2.2, RFC 7591 §2), and
+the keys and OpenID discovery documents of trusted workload issuers (see ``issuer_keys``):
+fetched, checked and cached, once per worker process.
 
 A ``jwks_uri`` makes each of the client's token requests depend on a host the client runs, and
 the rules here keep that host from costing anyone but its own client:
@@ -36,21 +38,25 @@ import queue
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from joserfc.jwk import KeySet
 
-from authserver.security.client_keys import InvalidKeySet, has_kid, public_key_set
+from authserver.security.client_keys import has_kid, public_key_set
 from authserver.security.pending import ResultPending
 from authserver.security.secrets import SLOW_CHECKS_ALLOWED
 from authserver.wellknown import CappedBody, DocumentTooLarge, FetchConnections
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: RFC 7517 §8.5.1's media type first; most hosts serve plain JSON.
 ACCEPT = "application/jwk-set+json, application/json"
@@ -71,8 +77,8 @@ _HEADERS = {"Accept": ACCEPT, "Accept-Encoding": "identity", "Connection": "clos
 
 
 class KeySetUnavailable(Exception):  # noqa: N818 (the name says what the caller must handle)
-    """The client's keys cannot be had now; ``str()`` is one line for the server log (never
-    shown to the client), which says why."""
+    """The keys (or the document naming them) cannot be had now; ``str()`` is one line for
+    the server log (never shown to the client), which says why."""
 
 
 def uri_problem(uri: str) -> str | None:
@@ -121,13 +127,17 @@ def _where(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-class RemoteKeySets:
-    """The key sets served at clients' ``jwks_uri``; thread-safe, one per worker process.
+class RemoteDocuments(ABC, Generic[T]):
+    """JSON documents fetched by the rules above and kept as what ``_read`` makes of them;
+    thread-safe, one per kind per worker process.
 
     ``clock`` (seconds, monotonic) times the cache, the refetch interval and the memory of a
     failure; tests move it by hand. The fetch deadline is always real time: it bounds real
     waiting. ``transport`` replaces httpx's (an egress proxy, custom TLS).
     """
+
+    #: What is fetched, for the log.
+    what = "a document"
 
     #: Instances may lower it (tests do, to see the eviction without 10,000 fetches).
     max_uris = MAX_CACHED_URIS
@@ -159,36 +169,52 @@ class RemoteKeySets:
         self._clock = clock
         self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._jobs: queue.SimpleQueue[_Flight | None] = queue.SimpleQueue()
         #: Started on demand, so that nothing runs before a worker process forks.
         self._threads: list[threading.Thread] = []
         self._idle_threads = 0
         self._closed = False
 
-    def key_set(self, uri: str, kid: str | None) -> KeySet:
-        """The key set served at ``uri``, fresh per its Cache-Control; fetched again when
-        ``kid`` is not in it (at most once per ``refetch_interval`` per uri). Raises
+    @abstractmethod
+    def _read(self, document: Any, key: str) -> T:
+        """What the fetched JSON ``document`` for ``key`` holds for us; raises
+        :class:`ValueError` with one line saying why it is not acceptable."""
+
+    def _location(self, key: str) -> str:
+        """Where the document for ``key`` is fetched from (the key itself by default)."""
+        return key
+
+    def _holds(self, value: T, kid: str) -> bool:
+        """Whether ``value`` has what a caller asking for ``kid`` needs; if not, the document
+        is fetched again (at most once per ``refetch_interval``)."""
+        return True
+
+    def _get(self, uri: str, kid: str | None) -> T:
+        """The document for ``uri``, fresh per its Cache-Control; fetched again when it does
+        not hold ``kid`` (at most once per ``refetch_interval`` per uri). Raises
         :class:`KeySetUnavailable`, or :class:`~authserver.security.pending.ResultPending`
         when a fetch is in flight and this thread must not block (``SLOW_CHECKS_ALLOWED``
         is False); otherwise waits for the fetch.
 
-        An unknown ``kid`` within the interval gets the cached set back: the caller then
-        fails on the kid. Call it before recording anything for the request (a failed
+        An unknown ``kid`` within the interval gets the cached document back: the caller
+        then fails on the kid. Call it before recording anything for the request (a failed
         authentication, a used ``jti``): after ``ResultPending`` the request runs again.
         """
         with self._lock:
             found = self._cached_or_fetched(uri, kid)
-        if isinstance(found, KeySet):
+        if not isinstance(found, _Flight):
             return found
         if not SLOW_CHECKS_ALLOWED.get():
             raise ResultPending(found.future)
         try:
-            return found.future.result(timeout=self._timeout + WAIT_MARGIN_SECONDS)
+            result: T = found.future.result(timeout=self._timeout + WAIT_MARGIN_SECONDS)
+            return result
         except TimeoutError:
             # Queued behind other fetches: the fetch goes on, and its outcome is cached.
             raise KeySetUnavailable(
-                f"{_where(uri)}: no key set within {self._timeout + WAIT_MARGIN_SECONDS:g} s"
+                f"{_where(self._location(uri))}: nothing within "
+                f"{self._timeout + WAIT_MARGIN_SECONDS:g} s"
             ) from None
         except KeySetUnavailable as error:
             # A new exception per waiter: one shared object would collect every waiter's traceback.
@@ -214,26 +240,26 @@ class RemoteKeySets:
 
     # -- the cache (every method below that names the lock's state runs under it) -------------
 
-    def _cached_or_fetched(self, uri: str, kid: str | None) -> KeySet | _Flight:
+    def _cached_or_fetched(self, uri: str, kid: str | None) -> T | _Flight:
         """Under the lock: the set to answer with, or the fetch to wait for."""
         if self._closed:
             raise KeySetUnavailable("the key set fetcher is closed")
         now = self._clock()
         entry = self._entries.get(uri)
         if entry is None:
-            entry = self._entries[uri] = _Entry()
+            entry = self._entries[uri] = _Entry[T]()
             self._evict(uri)
         else:
             self._entries.move_to_end(uri)
-        key_set = entry.key_set
-        if key_set is not None and now < entry.expires_at:
-            if kid is None or has_kid(key_set, kid):
+        value = entry.value
+        if value is not None and now < entry.expires_at:
+            if kid is None or self._holds(value, kid):
                 if entry.flight is None and now >= max(entry.refresh_at, entry.failed_until):
                     self._start(uri, entry, now)  # renewal in the background: nobody waits
-                return key_set
+                return value
             recently = max(entry.attempted_at + self._refetch_interval, entry.failed_until)
             if entry.flight is None and now < recently:
-                return key_set  # an unknown kid, and the uri was asked a moment ago
+                return value  # an unknown kid, and the uri was asked a moment ago
         elif entry.flight is None and now < entry.failed_until:
             raise KeySetUnavailable(entry.failure)
         return entry.flight or self._start(uri, entry, now)
@@ -248,7 +274,7 @@ class RemoteKeySets:
                 return
             del self._entries[oldest]
 
-    def _start(self, uri: str, entry: _Entry, now: float) -> _Flight:
+    def _start(self, uri: str, entry: _Entry[T], now: float) -> _Flight:
         """Under the lock: queue a fetch of ``uri``, starting a thread if none is free."""
         flight = entry.flight = _Flight(uri, now)
         entry.attempted_at = now
@@ -263,7 +289,7 @@ class RemoteKeySets:
             thread.start()
         return flight
 
-    def _settle(self, flight: _Flight, outcome: _Fetched | KeySetUnavailable) -> None:
+    def _settle(self, flight: _Flight, outcome: _Fetched[T] | KeySetUnavailable) -> None:
         """Record a fetch's outcome, then complete its future: whoever the future wakes finds
         the cache already updated. Once per fetch: its end or its deadline, whichever is first."""
         with self._lock:
@@ -275,7 +301,7 @@ class RemoteKeySets:
                 entry.flight = None
                 now = self._clock()
                 if isinstance(outcome, _Fetched):
-                    entry.key_set = outcome.key_set
+                    entry.value = outcome.value
                     entry.expires_at = flight.asked_at + outcome.lifetime
                     entry.refresh_at = flight.asked_at + REFRESH_AT * outcome.lifetime
                     entry.failed_until = -math.inf
@@ -284,11 +310,11 @@ class RemoteKeySets:
                     entry.failure = str(outcome)
                     entry.failed_until = now + self._refetch_interval
                     if now >= entry.expires_at:
-                        entry.key_set = None
+                        entry.value = None
         if isinstance(outcome, _Fetched):
-            flight.future.set_result(outcome.key_set)
+            flight.future.set_result(outcome.value)
         else:
-            log.warning("fetching a client's JWK Set failed: %s", outcome)
+            log.warning("fetching %s failed: %s", self.what, outcome)
             flight.future.set_exception(outcome)
 
     # -- the fetch threads ---------------------------------------------------------------------
@@ -305,14 +331,15 @@ class RemoteKeySets:
         deadline = threading.Timer(self._timeout, self._overdue, (flight,))
         deadline.daemon = True
         deadline.start()
-        outcome: _Fetched | KeySetUnavailable
+        outcome: _Fetched[T] | KeySetUnavailable
         try:
             outcome = self._fetch(flight)
         except KeySetUnavailable as error:
             outcome = error
         except Exception as error:  # noqa: BLE001 (a thread's exception would be lost)
-            log.exception("fetching a client's JWK Set failed unexpectedly")
-            outcome = KeySetUnavailable(f"{_where(flight.uri)}: {type(error).__name__}")
+            log.exception("fetching %s failed unexpectedly", self.what)
+            where = _where(self._location(flight.uri))
+            outcome = KeySetUnavailable(f"{where}: {type(error).__name__}")
         finally:
             deadline.cancel()
         self._settle(flight, outcome)
@@ -321,24 +348,25 @@ class RemoteKeySets:
         """The fetch's time is up: its waiters get the failure now, and its connection is shut
         so that the thread is free for the next fetch."""
         late = KeySetUnavailable(
-            f"{_where(flight.uri)}: no complete answer within {self._timeout:g} s"
+            f"{_where(self._location(flight.uri))}: no complete answer within {self._timeout:g} s"
         )
         self._settle(flight, late)
         flight.connections.cut()
 
-    def _fetch(self, flight: _Flight) -> _Fetched:
-        """GET the set; changes nothing but the flight's connections."""
-        where = _where(flight.uri)
+    def _fetch(self, flight: _Flight) -> _Fetched[T]:
+        """GET the document; changes nothing but the flight's connections."""
+        location = self._location(flight.uri)
+        where = _where(location)
         # Registration checks the uri too; checked again before every request, as the last
         # word on where this process connects.
-        problem = uri_problem(flight.uri)
+        problem = uri_problem(location)
         if problem is not None:
-            raise KeySetUnavailable(f"jwks_uri refused: {problem}")
+            raise KeySetUnavailable(f"refused to fetch {location[:200]!r}: {problem}")
         deadline = time.monotonic() + self._timeout
         extensions = {"trace": flight.connections.trace}
         try:
             with self._http.stream(
-                "GET", flight.uri, headers=_HEADERS, extensions=extensions
+                "GET", location, headers=_HEADERS, extensions=extensions
             ) as response:
                 if response.status_code != 200:
                     redirect = " (a redirect: not followed)" if response.is_redirect else ""
@@ -373,10 +401,10 @@ class RemoteKeySets:
         except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             raise KeySetUnavailable(f"{where}: the body is not JSON") from None
         try:
-            key_set = public_key_set(document)
-        except InvalidKeySet as error:
-            raise KeySetUnavailable(f"{where}: not a JWK Set we accept: {error}") from None
-        return _Fetched(key_set, self._lifetime(cache_control))
+            value = self._read(document, flight.uri)
+        except ValueError as error:
+            raise KeySetUnavailable(f"{where}: not {self.what} we accept: {error}") from None
+        return _Fetched(value, self._lifetime(cache_control))
 
     def _lifetime(self, cache_control: str | None) -> float:
         """Seconds the set may be used: ``max-age`` within the bounds; ``no-store``,
@@ -395,11 +423,33 @@ class RemoteKeySets:
         return float(min(max(max_age, self._min_max_age), self._max_max_age))
 
 
+class RemoteKeySets(RemoteDocuments[KeySet]):
+    """The JWK Sets served at ``jwks_uri``s, each checked by ``read`` (by default the rules
+    for a client's own keys, ``client_keys.public_key_set``)."""
+
+    what = "a JWK Set"
+
+    def __init__(self, *, read: Callable[[Any], KeySet] = public_key_set, **options: Any) -> None:
+        super().__init__(**options)
+        self._read_key_set = read
+
+    def key_set(self, uri: str, kid: str | None) -> KeySet:
+        """The key set served at ``uri``, fetched again when ``kid`` is not in it (see
+        :meth:`RemoteDocuments._get`)."""
+        return self._get(uri, kid)
+
+    def _read(self, document: Any, key: str) -> KeySet:
+        return self._read_key_set(document)
+
+    def _holds(self, value: KeySet, kid: str) -> bool:
+        return has_kid(value, kid)
+
+
 @dataclass(eq=False)
-class _Entry:
+class _Entry(Generic[T]):
     """What is known of one uri. Times are by the injected clock."""
 
-    key_set: KeySet | None = None
+    value: T | None = None
     expires_at: float = -math.inf
     refresh_at: float = math.inf
     #: When the last fetch was asked for: an unknown kid fetches again only after the interval.
@@ -411,8 +461,8 @@ class _Entry:
 
 
 @dataclass(frozen=True)
-class _Fetched:
-    key_set: KeySet
+class _Fetched(Generic[T]):
+    value: T
     lifetime: float
 
 
@@ -422,7 +472,7 @@ class _Flight:
     def __init__(self, uri: str, asked_at: float) -> None:
         self.uri = uri
         self.asked_at = asked_at
-        self.future: Future[KeySet] = Future()
+        self.future: Future[Any] = Future()
         # Shared by every waiter, so none may cancel it (asyncio.wrap_future cancels the
         # future it wraps when its own waiter is cancelled): a running future cannot be.
         self.future.set_running_or_notify_cancel()

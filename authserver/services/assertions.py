@@ -2,9 +2,10 @@
 
 An assertion is a bearer credential until it expires: whoever copies one from a log or a
 proxy could present it again. Each accepted assertion leaves a row keyed by a digest of its
-client id and ``jti`` until its expiry, and the row is written with "insert unless present",
-so the check and the record are one indexed write that every worker and instance sharing the
-database agrees on: of two requests racing with the same assertion, exactly one inserts.
+issuer (the client itself, or a trusted platform) and ``jti`` until its expiry, and the row
+is written with "insert unless present", so the check and the record are one indexed write
+that every worker and instance sharing the database agrees on: of two requests racing with
+the same assertion, exactly one inserts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -27,19 +28,21 @@ from authserver.models import UsedAssertion
 _UPSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def assertion_digest(client_id: str, jti: str) -> str:
-    """SHA-256 of the pair, length-prefixed so no two pairs share an encoding."""
-    encoded = f"{len(client_id)}:{client_id}:{jti}".encode()
+def assertion_digest(issuer: str, jti: str) -> str:
+    """SHA-256 of the pair, length-prefixed so no two pairs share an encoding. ``issuer``:
+    whoever signed the assertion (a client signing its own, or a trusted platform): a
+    ``jti`` is unique per issuer."""
+    encoded = f"{len(issuer)}:{issuer}:{jti}".encode()
     return hashlib.sha256(encoded).hexdigest()
 
 
-def first_use(connection: Connection, client_id: str, jti: str, expires_at: datetime) -> bool:
+def first_use(connection: Connection, issuer: str, jti: str, expires_at: datetime) -> bool:
     """Record the assertion; False if it had been recorded before (a replay).
 
     On a Core connection, not an ORM session: this runs on every token request of a key
     client, and the session's unit of work cost more than the insert itself.
     """
-    values = {"digest": assertion_digest(client_id, jti), "expires_at": expires_at}
+    values = {"digest": assertion_digest(issuer, jti), "expires_at": expires_at}
     insert = _UPSERTS.get(connection.dialect.name)
     if insert is None:  # another database: a savepoint, and the key's violation says "seen"
         try:
@@ -57,6 +60,17 @@ def first_use(connection: Connection, client_id: str, jti: str, expires_at: date
     # RETURNING, not rowcount: rowcount is not promised for every driver and path (psycopg's
     # read -1 through the ORM on PostgreSQL: every assertion a "replay").
     return connection.execute(statement).first() is not None
+
+
+def was_used(session: Session, issuer: str, jti: str, now: datetime) -> bool:
+    """Whether the token endpoint has spent this ``jti`` (for diagnostics: reads only)."""
+    digest = assertion_digest(issuer, jti)
+    found = session.scalar(
+        select(UsedAssertion.digest).where(
+            UsedAssertion.digest == digest, UsedAssertion.expires_at > now
+        )
+    )
+    return found is not None
 
 
 def purge_expired_assertions(session: Session, now: datetime) -> None:

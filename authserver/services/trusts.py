@@ -40,12 +40,16 @@ def add_trust(
 ) -> Trust:
     """Trust ``issuer``'s tokens for ``subject`` and ``audience`` to authenticate as the client."""
     get_client(session, client_id)  # an unknown client is refused before anything is written
+    issuer = checked_issuer(issuer)
+    subject = _checked_text(subject, "subject")
+    audience = _checked_text(audience, "audience")
+    _refuse_twin(session, issuer, subject, audience)
     trust = Trust(
         trust_id=TRUST_ID_PREFIX + secrets.token_urlsafe(16),
         client_id=client_id,
-        issuer=checked_issuer(issuer),
-        subject=_checked_text(subject, "subject"),
-        audience=_checked_text(audience, "audience"),
+        issuer=issuer,
+        subject=subject,
+        audience=audience,
         jwks_uri=None if jwks_uri is None else checked_jwks_uri(jwks_uri),
         allow_reuse=allow_reuse,
         max_lifetime=in_range(max_lifetime, "max_lifetime", 1, MAX_LIFETIME),
@@ -58,12 +62,27 @@ def add_trust(
 
 def checked_issuer(issuer: str) -> str:
     """An issuer is where its OpenID discovery document is fetched from, so it follows the
-    ``jwks_uri`` rules: https, or http on a loopback host; compared as given, less a trailing
-    slash (as issuers are written in tokens)."""
+    ``jwks_uri`` rules: https, or http on a loopback host. Kept exactly as given: tokens are
+    matched to it character for character (OpenID Connect Discovery §4.3), trailing slash
+    and all."""
     problem = uri_problem(issuer)
     if problem is not None:
         raise InvalidClientData(f"issuer {issuer!r}: {problem}")
-    return issuer.rstrip("/")
+    return issuer
+
+
+def _refuse_twin(session: Session, issuer: str, subject: str, audience: str) -> None:
+    """Two trusts accepting exactly the same tokens would leave the client they become to
+    chance: one issuer, subject and audience is one trust."""
+    twin = session.scalar(
+        select(Trust.trust_id).where(
+            Trust.issuer == issuer, Trust.subject == subject, Trust.audience == audience
+        )
+    )
+    if twin is not None:
+        raise InvalidClientData(
+            f"trust {twin} already accepts this issuer, subject and audience; delete it first"
+        )
 
 
 def _checked_text(value: str, what: str) -> str:
@@ -83,6 +102,11 @@ def get_trust(session: Session, trust_id: str) -> Trust:
     if trust is None:
         raise TrustNotFound(trust_id)
     return trust
+
+
+def trusts_of(session: Session, issuer: str) -> list[Trust]:
+    """The trusts naming ``issuer`` exactly (as tokens write it): for the token endpoint."""
+    return list(session.scalars(select(Trust).where(Trust.issuer == issuer)))
 
 
 def list_trusts(session: Session) -> list[Trust]:

@@ -39,6 +39,7 @@ from authserver.oauth.server import (
     Response,
 )
 from authserver.oauth.tokens import AccessTokenGenerator
+from authserver.oauth.trusts import TrustRule
 from authserver.security.keys import SigningKey
 from authserver.security.remote_jwks import KeySetUnavailable
 from authserver.security.secrets import VerifierBusyError
@@ -134,8 +135,13 @@ class MemoryBackend:
     events: list[AuditEvent] = field(default_factory=list)
     #: When True, every credential check answers as a worker with no free Argon2id turn.
     busy: bool = False
-    #: Spent assertions: (client id, jti) → when they expire.
+    #: Spent assertions: (issuer, jti) → when they expire.
     used_assertions: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    #: Workload identity trusts, and each trusted issuer's keys (by issuer).
+    trusts: list[TrustRule] = field(default_factory=list)
+    issuer_keys: dict[str, KeySet] = field(default_factory=dict)
+    #: Clients counted as used (a right secret, or an accepted assertion).
+    used_clients: list[str] = field(default_factory=list)
 
     def register(self, client_id: str, secret: str, **fields: Any) -> MemoryClient:
         client = MemoryClient(client_id, secret, **fields)
@@ -172,8 +178,24 @@ class MemoryBackend:
             raise KeySetUnavailable("the client has no keys registered")
         return client.key_set
 
-    def accept_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
-        return self.used_assertions.setdefault((client_id, jti), expires_at) is expires_at
+    def accept_assertion(
+        self, issuer: str, jti: str | None, expires_at: datetime, *, client_id: str
+    ) -> bool:
+        fresh = (
+            jti is None or self.used_assertions.setdefault((issuer, jti), expires_at) is expires_at
+        )
+        if fresh:
+            self.used_clients.append(client_id)
+        return fresh
+
+    def trusts_for(self, issuer: str) -> Sequence[TrustRule]:
+        return tuple(trust for trust in self.trusts if trust.issuer == issuer)
+
+    def trust_keys(self, trust: TrustRule, kid: str | None) -> KeySet:
+        key_set = self.issuer_keys.get(trust.issuer)
+        if key_set is None:
+            raise KeySetUnavailable(f"{trust.issuer}: no keys published")
+        return key_set
 
     def client_retry_after(self, client_id: str) -> int | None:
         """Whole seconds left in the window (at least 1) once it holds the threshold."""
