@@ -520,25 +520,5 @@ def test_served_spiffe_svid_file_with_the_bundle_as_jwks_uri(
             access_token = source.token()
         assert spire.fetches["/bundle"] >= 1
         assert spire.fetches["/.well-known/openid-configuration"] == 0
-    claims = verified(auth, access_token, client_id)
-    assert claims["act"] == {"sub": spiffe_id, "iss": spire.issuer}
-
-
-def test_served_the_issuer_s_key_rotation_needs_nothing_from_the_client(
-    auth: ServedAuthServer, tmp_path: Path
-) -> None:
-    """The cluster rotates its signing key; the next projected token names the new kid and the
-    server fetches the key set again (the client only reads the file)."""
-    with WorkloadIssuer() as cluster:
-        client_id = auth.create_client("--name", "rotating", "--scope", "api")["client_id"]
-        subject = "system:serviceaccount:ops:rotating"
-        add_trust(auth, client_id, cluster.issuer, subject, auth.issuer, "--allow-reuse")
-        path = tmp_path / "token"
-        path.write_text(cluster.kubernetes_token("ops", "rotating", auth.issuer))
-        with ClientCredentials.from_token_file(path, issuer=auth.issuer) as source:
-            verified(auth, source.token(), client_id)
-            cluster.rotate()
-            path.write_text(cluster.kubernetes_token("ops", "rotating", auth.issuer))
-            source.invalidate()
-            verified(auth, source.token(), client_id)
-        assert cluster.fetches["/.well-known/jwks"] == 2
+        claims = verified(auth, access_token, client_id)
+        assert claims["act"] == {"sub": spiffe_id, "iss": spire.issuer}
