@@ -11,7 +11,11 @@ it once:
   fetches a new one ``refresh_margin`` seconds before it expires; concurrent callers share one
   fetch. Tokens live in memory only. The client authenticates with its secret, or with a
   private key (``private_key=``: a new signed ``private_key_jwt`` assertion per request,
-  RFC 7523), so the server never holds anything that could stand in for the service.
+  RFC 7523), so the server never holds anything that could stand in for the service. A
+  workload whose platform already gives it a signed identity (a Kubernetes service-account
+  token, a GitHub Actions OIDC token, a SPIFFE JWT-SVID) needs neither: ``from_token_file``
+  (or ``from_platform_token``) presents that JWT, read anew per fetch, to a server that
+  trusts the platform's issuer (workload identity federation).
 - ``BearerAuth`` (requests) and ``HTTPXBearerAuth`` (httpx): add ``Authorization: Bearer`` and,
   when the API still answers 401 (a revoked token or a rotated key), fetch a fresh token and
   retry the request once.
@@ -23,6 +27,7 @@ the server side (Flask, the database), so services can depend on this package fo
 
 from authserver.client.auth import BearerAuth, HTTPXBearerAuth
 from authserver.client.errors import TokenError
+from authserver.client.platform_token import PlatformTokenError
 from authserver.client.sources import AsyncClientCredentials, ClientCredentials
 
 __all__ = [
@@ -30,5 +35,6 @@ __all__ = [
     "BearerAuth",
     "ClientCredentials",
     "HTTPXBearerAuth",
+    "PlatformTokenError",
     "TokenError",
 ]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -26,6 +27,7 @@ from joserfc.jws import extract_compact
 
 from authserver.client.assertion import AssertionSigner, PrivateKey
 from authserver.client.errors import TokenError, json_object, unexpected_answer
+from authserver.client.platform_token import PlatformToken, TokenFile
 from authserver.wellknown import (
     MAX_DOCUMENT_BYTES,
     METADATA_PATH,
@@ -46,6 +48,22 @@ MAX_TOKEN_LIFETIME = 86_400.0
 
 #: The httpx client a driver sends with: ``httpx.Client`` or ``httpx.AsyncClient``.
 HTTPClient = TypeVar("HTTPClient", httpx.Client, httpx.AsyncClient)
+
+
+class FederatedOptions(TypedDict, Generic[HTTPClient], total=False):
+    """The keyword options of a platform-token source (``from_token_file``,
+    ``from_platform_token``): the constructor's, less those of the secret and the private
+    key, with ``client_id`` optional."""
+
+    issuer: str | None
+    token_url: str | None
+    client_id: str | None
+    scope: str | Sequence[str] | None
+    audience: str | None
+    refresh_margin: float
+    http_client: HTTPClient | None
+    timeout: httpx.Timeout | float
+    clock: Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -164,10 +182,11 @@ class TokenSource(ABC, Generic[HTTPClient]):
 
     def __init__(
         self,
-        client_id: str,
+        client_id: str | None = None,
         client_secret: str | None = None,
         *,
         private_key: PrivateKey | None = None,
+        platform_token: Callable[[], str] | None = None,
         key_id: str | None = None,
         algorithm: str = "RS256",
         token_url: str | None = None,
@@ -182,32 +201,41 @@ class TokenSource(ABC, Generic[HTTPClient]):
     ) -> None:
         if (token_url is None) == (issuer is None):
             raise ValueError("give exactly one of token_url or issuer")
-        if (client_secret is None) == (private_key is None):
+        credentials = (client_secret, private_key, platform_token)
+        if sum(credential is not None for credential in credentials) != 1:
             raise ValueError(
-                "give exactly one of client_secret (client_secret_basic) or private_key "
-                "(private_key_jwt)"
+                "give exactly one of client_secret (client_secret_basic), private_key "
+                "(private_key_jwt) or platform_token (a trusted platform's JWT)"
             )
         if client_secret is not None and (not client_id or not client_secret):
             raise ValueError("client_id and client_secret must not be empty")
-        if not client_id:
+        if not client_id and (platform_token is None or client_id is not None):
             raise ValueError("client_id must not be empty")
-        if client_secret is not None and key_id is not None:
+        if private_key is None and key_id is not None:
             raise ValueError("key_id names the private_key's kid: it needs private_key")
         if refresh_margin < 0:
             raise ValueError("refresh_margin must be >= 0")
+        #: None only for a platform-token source that leaves the client to the server's trust.
         self.client_id = client_id
         #: What authenticates each token request: with a secret, the Basic header; with a
-        #: private key, the signer of a new assertion per request.
-        self._credential: str | AssertionSigner
-        if private_key is not None:
+        #: private key, the signer of a new assertion per request; with a platform token,
+        #: what reads it anew per request.
+        self._credential: str | AssertionSigner | PlatformToken
+        if platform_token is not None:
+            self._credential = PlatformToken(platform_token)
+        elif private_key is not None:
             self._credential = AssertionSigner(
-                client_id, private_key, key_id=key_id, algorithm=algorithm, wall_clock=wall_clock
+                client_id or "",
+                private_key,
+                key_id=key_id,
+                algorithm=algorithm,
+                wall_clock=wall_clock,
             )
         else:
             # RFC 6749 §2.3.1: id and secret are form-urlencoded before they go into Basic;
             # the server form-urldecodes them, so ':', '%', '+' or spaces survive.
-            credentials = f"{quote(client_id, safe='')}:{quote(client_secret or '', safe='')}"
-            self._credential = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+            basic = f"{quote(client_id or '', safe='')}:{quote(client_secret or '', safe='')}"
+            self._credential = "Basic " + base64.b64encode(basic.encode()).decode("ascii")
         #: The issuer as the server publishes it: the contract strips a trailing slash.
         self.issuer = issuer.rstrip("/") if issuer is not None else None
         #: The token endpoint; with ``issuer``, None until discovered on the first fetch.
@@ -230,6 +258,43 @@ class TokenSource(ABC, Generic[HTTPClient]):
         """The driver's part of construction: ``_http``, the given client or its own with
         ``timeout``, and ``_lock``, which a caller holds through its ``_flight``."""
 
+    @classmethod
+    def from_token_file(
+        cls, path: str | os.PathLike[str], **options: Unpack[FederatedOptions[HTTPClient]]
+    ) -> Self:
+        """A source that authenticates with the platform token in the file at ``path``
+        (workload identity federation: the server holds a trust for the platform's issuer,
+        and no secret or key exists for this client at all).
+
+        The file is read at each token fetch, never cached: Kubernetes rewrites a projected
+        service-account token (``/var/run/secrets/tokens/...``) long before it expires, and
+        the next fetch simply sends the new one. A file that is missing, empty, unreadable or
+        holds no JWT fails that fetch with ``PlatformTokenError`` (a ``TokenError``) naming
+        the path, not at construction: a pod may start before its volume is projected.
+
+        ``client_id`` is optional (the trust names the client; when given, the server checks
+        it is that one). ``audience`` and ``scope`` are the access token's, as for any source;
+        the platform token's own audience is set where the platform issues it (the projected
+        volume's ``audience``) and must be the trust's. The other options are the
+        constructor's: ``issuer`` or ``token_url`` (exactly one), ``refresh_margin``,
+        ``http_client``, ``timeout``, ``clock``. The async source reads the file on the
+        event loop: it is a local file of a few KiB, read once per access token.
+        """
+        return cls.from_platform_token(TokenFile(path), **options)
+
+    @classmethod
+    def from_platform_token(
+        cls, get_token: Callable[[], str], **options: Unpack[FederatedOptions[HTTPClient]]
+    ) -> Self:
+        """``from_token_file`` for a platform token that is not in a file: ``get_token()``
+        is called at each token fetch and returns the platform's JWT (a GitHub Actions job
+        asks ``ACTIONS_ID_TOKEN_REQUEST_URL`` for one). The keyword options are
+        ``from_token_file``'s. An exception it raises becomes a ``PlatformTokenError``
+        naming its type and message (a ``TokenError`` passes as it is), so the callable must
+        not put the token in its own errors. With the async source it runs on the event
+        loop: keep it quick, or fetch ahead in a thread."""
+        return cls(platform_token=get_token, **options)
+
     def __repr__(self) -> str:
         where = f"issuer={self.issuer!r}" if self.issuer else f"token_url={self.token_url!r}"
         signer = self._credential
@@ -237,6 +302,8 @@ class TokenSource(ABC, Generic[HTTPClient]):
             credential = (
                 f"private_key='***', key_id={signer.key_id!r}, algorithm={signer.algorithm!r}"
             )
+        elif isinstance(signer, PlatformToken):
+            credential = f"platform_token={signer.get_token!r}"
         else:
             credential = "client_secret='***'"
         return (
@@ -274,8 +341,11 @@ class TokenSource(ABC, Generic[HTTPClient]):
         callers still waiting: its token, or the ``TokenError`` it ended with, whether the
         rules raised it or the driver's I/O did. Any other exception (a cancelled task)
         publishes nothing, so the next waiter fetches for itself instead of inheriting it."""
-        flight = _Flight(self._fetch(), self._shared(generation))
+        shared = self._shared(generation)
         try:
+            # Inside the try: the first step may fail before any request (a platform token
+            # that cannot be read), and its waiters share that outcome too.
+            flight = _Flight(self._fetch(), shared)
             yield flight
         except TokenError as exc:
             self._finish(exc)
@@ -328,6 +398,14 @@ class TokenSource(ABC, Generic[HTTPClient]):
             # addressed to the issuer when we know it, else to the token endpoint we were
             # given. The key never leaves the process: no Authorization header.
             form.update(self._credential.form(self.issuer or token_url))
+            headers = {"Accept": "application/json"}
+        elif isinstance(self._credential, PlatformToken):
+            # The platform's JWT, read now and sent as it is: the server's trust maps its
+            # issuer and subject to a client. client_id only when the caller named one (the
+            # server then checks it is the trust's client).
+            form.update(self._credential.form())
+            if self.client_id:
+                form["client_id"] = self.client_id
             headers = {"Accept": "application/json"}
         else:
             headers = {"Authorization": self._credential, "Accept": "application/json"}

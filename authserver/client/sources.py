@@ -59,6 +59,13 @@ class ClientCredentials(TokenSource[httpx.Client]):
     The assertion's times come from ``wall_clock`` (``time.time``): the server compares them
     with its own clock.
 
+    A workload that its platform already identifies authenticates with neither: made with
+    ``ClientCredentials.from_token_file(path, issuer=...)`` (or ``from_platform_token(get_token,
+    ...)``), the source sends the platform's JWT, read anew at each fetch, as its
+    ``client_assertion``, and the server's trust for that platform's issuer decides which
+    client it is (``client_id`` is then optional). ``platform_token=`` is the constructor's
+    name for that callable.
+
     ``token()`` returns the cached token while at least ``refresh_margin`` seconds of its
     lifetime remain (measured with ``clock``, ``time.monotonic`` unless a test injects
     another, from when its request was sent), and fetches a new one otherwise; threads that
