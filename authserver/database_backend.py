@@ -29,6 +29,7 @@ from authserver.security.failure_limits import FailureLimiter
 from authserver.security.issuer_keys import IssuerKeys
 from authserver.security.keyring import KeyRingLoader
 from authserver.security.keys import SigningKey
+from authserver.security.quotas import TokenQuotas
 from authserver.security.remote_jwks import MAX_URI_LENGTH, KeySetUnavailable, RemoteKeySets
 from authserver.security.secrets import RememberingVerifier, unless_locked
 from authserver.services import assertions, registrations, revocations
@@ -41,6 +42,7 @@ from authserver.services.database_guard import (
     in_session,
     in_transaction,
 )
+from authserver.services.issuance import IssuanceWatch
 from authserver.services.key_retention import RetentionCache
 from authserver.services.registration_cache import FreshCache, RegistrationCache
 from authserver.services.registrations import Registration
@@ -88,6 +90,7 @@ def oauth_client(found: Registration) -> OAuthClient:
         auth_method=found.auth_method,
         key_set=found.key_set,
         jwks_uri=found.jwks_uri,
+        max_tokens_per_hour=found.max_tokens_per_hour,
     )
 
 
@@ -105,7 +108,9 @@ class DatabaseBackend:
     trusts: FreshCache[tuple[TrustRule, ...]] = field(init=False)
     remote_keys: RemoteKeySets
     issuer_keys: IssuerKeys
+    quotas: TokenQuotas
     verify_secret: RememberingVerifier = field(default_factory=RememberingVerifier)
+    issuance: IssuanceWatch = field(default_factory=IssuanceWatch)
     outage_grace: float = 0.0
 
     def __post_init__(self) -> None:
@@ -187,6 +192,12 @@ class DatabaseBackend:
 
     def trust_keys(self, trust: TrustRule, kid: str | None) -> KeySet:
         return self.issuer_keys.key_set(trust.issuer, trust.jwks_uri, kid)
+
+    def token_issued(self, client_id: str, expires_in: int, address: str) -> None:
+        self.issuance.record(client_id, expires_in, address)
+
+    def take_token(self, client_id: str, per_hour: int) -> int | None:
+        return self.quotas.take(client_id, per_hour)
 
     def published_keys(self) -> Sequence[SigningKey]:
         return self.keys.current().published(datetime.now(UTC), self.retention.current())

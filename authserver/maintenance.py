@@ -1,6 +1,8 @@
 """Background upkeep run beside each server worker, off the request path.
 
 - every few seconds: write the clients' ``last_used_at`` collected in memory;
+- every ten minutes: name the clients that got far more tokens than caching needs
+  (``client.not_caching`` warnings, :mod:`authserver.services.issuance`);
 - every minute: delete hashes of expired secrets and deny-list entries of expired tokens,
   and (with ``AUTHSERVER_KEY_ROTATION_DAYS``) stage a successor for an old signing key;
 - on a thread of its own, twice a second: bring the worker's copy of the deny-list up to
@@ -20,10 +22,11 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
+from authserver import operator_log
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.runtime import Runtime
-from authserver.services import assertions, registry, revocations, usage
+from authserver.services import assertions, issuance, registry, revocations, usage
 from authserver.services.database_guard import DatabaseUnreachable
 from authserver.services.keys import rotate_if_due
 from authserver.services.revocation_list import SYNC_INTERVAL_SECONDS
@@ -51,6 +54,8 @@ class Maintenance:
             return
         with self._app.app_context():
             self._guarded("last-used update", self._flush_usage)
+            if self._runtime.backend.issuance.due():
+                self._guarded("caching report", self._report_not_caching)
             if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
                 self._last_housekeeping = time.monotonic()
                 self._guarded("purge", self._purge)
@@ -72,6 +77,21 @@ class Maintenance:
         if last_used:
             usage.record_last_used(db.session(), last_used)
             db.session.commit()
+
+    def _report_not_caching(self) -> None:
+        for found in self._runtime.backend.issuance.report():
+            operator_log.warn(
+                "client.not_caching",
+                f"client {found.client_id} got {found.tokens} tokens in "
+                f"{issuance.WINDOW_SECONDS:g} s from {found.addresses} address(es), where "
+                f"caching its {found.token_ttl} s tokens needs about {found.expected_at_most}: "
+                "it should reuse each token until shortly before it expires",
+                client_id=found.client_id,
+                tokens=found.tokens,
+                addresses=found.addresses,
+                token_ttl=found.token_ttl,
+                expected_at_most=found.expected_at_most,
+            )
 
     def _purge(self) -> None:
         now = datetime.now(UTC)

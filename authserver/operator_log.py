@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 logger = logging.getLogger("authserver.operator")
 
 
-def warn(event: str, message: str, **details: str) -> None:
+def warn(event: str, message: str, **details: str | int) -> None:
     """Log ``message`` (written for the person who has to act) with machine-readable fields."""
     record = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

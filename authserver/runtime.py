@@ -22,6 +22,7 @@ from authserver.security.failure_limits import FailureLimiter
 from authserver.security.issuer_keys import IssuerKeys
 from authserver.security.key_material import SigningKey
 from authserver.security.keyring import KeyRingLoader
+from authserver.security.quotas import TokenQuotas
 from authserver.security.remote_jwks import RemoteKeySets
 from authserver.services import key_retention
 from authserver.services.database_guard import DatabaseGuard
@@ -82,6 +83,9 @@ class Runtime:
             RevocationList(outage_grace=grace),
             RemoteKeySets(),
             IssuerKeys(),
+            TokenQuotas(
+                settings.ratelimit_storage_url, shared_file=os.environ.get(SHARED_COUNTERS_ENV)
+            ),
             outage_grace=grace,
         )
         oauth = AuthorizationServer(

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from authserver.http.metrics import CounterStorageCollector
-from authserver.security.failure_limits import REDIS_SOCKET_TIMEOUT_SECONDS, FailureLimiter
+from authserver.security.counters import REDIS_SOCKET_TIMEOUT_SECONDS
+from authserver.security.failure_limits import FailureLimiter
 from tests.support.postgres import free_port
 
 #: A bound, not a speed measurement: without the socket timeout a hung Redis held a request
@@ -127,7 +128,7 @@ def test_a_refused_redis_is_logged_once_per_outage_not_per_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     limiter = FailureLimiter(f"redis://127.0.0.1:{free_port()}")
-    with caplog.at_level(logging.WARNING, logger="authserver.security.failure_limits"):
+    with caplog.at_level(logging.WARNING, logger="authserver.security.counters"):
         for _ in range(20):
             assert limiter.record_failure("cli_x", "192.0.2.1") is None
             assert limiter.client_retry_after("cli_x") is None
@@ -141,7 +142,7 @@ def test_the_limits_come_back_with_redis_and_say_so(
     switch = Switch(redis_url)
     try:
         limiter = FailureLimiter(switch.url)
-        with caplog.at_level(logging.WARNING, logger="authserver.security.failure_limits"):
+        with caplog.at_level(logging.WARNING, logger="authserver.security.counters"):
             assert limiter.record_failure("cli_back", "192.0.2.7") is None
             assert limiter.storage_up is True
             switch.cut()

@@ -20,6 +20,7 @@ from authserver.services.client_fields import (
     MAX_GRACE,
     MAX_JWKS_BYTES,
     MAX_SECRET_LIFETIME,
+    MAX_TOKENS_PER_HOUR,
     SECRET_AUTH_METHOD,
 )
 from authserver.services.formatting import client_view, printable
@@ -48,6 +49,32 @@ JWKS_URI_OPTION = click.option(
     "--jwks-uri",
     metavar="URL",
     help="Where the client serves its public JWK Set: https (http only on loopback).",
+)
+
+
+def _checked_quota_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> int | str | None:
+    """A number of tokens an hour (in range, else a usage error), or ``unlimited``."""
+    if value is None or value == UNLIMITED:
+        return value
+    try:
+        quota = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor {UNLIMITED!r}") from None
+    if not 1 <= quota <= MAX_TOKENS_PER_HOUR:
+        raise click.BadParameter(f"{quota} is not in the range 1<=x<={MAX_TOKENS_PER_HOUR}")
+    return quota
+
+
+UNLIMITED = "unlimited"
+QUOTA_OPTION = click.option(
+    "--max-tokens-per-hour",
+    "max_tokens_per_hour",
+    callback=_checked_quota_option,
+    metavar="N|unlimited",
+    help=f"At most N tokens an hour for this client (1 to {MAX_TOKENS_PER_HOUR}); beyond it "
+    "the token endpoint answers 429. 'unlimited' lifts it.",
 )
 TOKEN_TTL_OPTION = click.option(
     "--token-ttl",
@@ -78,6 +105,7 @@ def group() -> None:
 )
 @JWKS_FILE_OPTION
 @JWKS_URI_OPTION
+@QUOTA_OPTION
 @click.option(
     "--secret-stdin",
     is_flag=True,
@@ -93,6 +121,7 @@ def create(
     auth_method: str,
     jwks_file: Path | None,
     jwks_uri: str | None,
+    max_tokens_per_hour: int | str | None,
     secret_stdin: bool,
     expires_in: int | None,
     as_json: bool,
@@ -121,6 +150,7 @@ def create(
             auth_method=auth_method,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            max_tokens_per_hour=_quota(max_tokens_per_hour),
         )
         db.session.commit()
         audit("client.created", created.client.client_id)
@@ -202,6 +232,7 @@ def show(client_id: str, as_json: bool) -> None:
 @TOKEN_TTL_OPTION
 @JWKS_FILE_OPTION
 @JWKS_URI_OPTION
+@QUOTA_OPTION
 @JSON_OPTION
 def update(
     client_id: str,
@@ -211,14 +242,17 @@ def update(
     token_ttl: int | None,
     jwks_file: Path | None,
     jwks_uri: str | None,
+    max_tokens_per_hour: int | str | None,
     as_json: bool,
 ) -> None:
-    """Change a client's name, scopes, audiences (the list is replaced), token lifetime or,
-    for a private_key_jwt client, its keys (--jwks-file or --jwks-uri replaces them)."""
-    keys_given = jwks_file is not None or jwks_uri is not None
-    if name is None and scope is None and not audiences and token_ttl is None and not keys_given:
+    """Change a client's name, scopes, audiences (the list is replaced), token lifetime,
+    token quota or, for a private_key_jwt client, its keys (--jwks-file or --jwks-uri
+    replaces them)."""
+    given = (name, scope, token_ttl, jwks_file, jwks_uri, max_tokens_per_hour)
+    if not audiences and all(value is None for value in given):
         raise click.UsageError(
-            "give at least one of --name, --scope, --audience, --token-ttl, --jwks-file, --jwks-uri"
+            "give at least one of --name, --scope, --audience, --token-ttl, --jwks-file, "
+            "--jwks-uri, --max-tokens-per-hour"
         )
     if jwks_file is not None and jwks_uri is not None:
         raise click.UsageError("give --jwks-file or --jwks-uri, not both")
@@ -233,11 +267,19 @@ def update(
             token_ttl=token_ttl,
             jwks=jwks,
             jwks_uri=jwks_uri,
+            max_tokens_per_hour=(
+                registry.KEEP if max_tokens_per_hour is None else _quota(max_tokens_per_hour)
+            ),
         )
         db.session.commit()
         audit("client.updated", client_id)
         view = client_view(client)
     output_object(view, as_json)
+
+
+def _quota(value: int | str | None) -> int | None:
+    """The option's value as the service takes it: ``unlimited`` is None."""
+    return None if value == UNLIMITED or value is None else int(value)
 
 
 def _set_enabled(client_id: str, enabled: bool) -> None:

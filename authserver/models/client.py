@@ -20,6 +20,7 @@ class Client(Base):
     (``client_secret_basic``, which also admits ``client_secret_post``), or with a signed
     assertion (``private_key_jwt``, RFC 7523 §2.2) verified against its public keys, given
     either inline (``jwks``) or as a URL it serves them at (``jwks_uri``).
+    ``max_tokens_per_hour`` caps the tokens it gets (None: no cap).
     """
 
     __tablename__ = "clients"
@@ -37,6 +38,7 @@ class Client(Base):
     )
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     jwks_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    max_tokens_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     secrets: Mapped[list[ClientSecret]] = relationship(
         back_populates="client",

@@ -58,6 +58,14 @@ class Backend(Protocol):
         """The trusted issuer's keys: at the trust's ``jwks_uri`` or its discovery document's
         (fetched as a client's ``jwks_uri`` is). Raises as :meth:`client_keys` does."""
 
+    def take_token(self, client_id: str, per_hour: int) -> int | None:
+        """Count one token against the client's quota of ``per_hour``; if the quota is used up,
+        count nothing and return the seconds until the next token is allowed."""
+
+    def token_issued(self, client_id: str, expires_in: int, address: str) -> None:
+        """Note a token issued to ``client_id`` at ``address`` (in memory: for spotting clients
+        that do not cache their tokens)."""
+
     def published_keys(self) -> Sequence[SigningKey]:
         """Keys whose signatures still count (next, active, retired within its window)."""
 

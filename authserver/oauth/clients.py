@@ -40,6 +40,7 @@ class OAuthClient(ClientMixin):
     ``auth_method`` is how it is registered to authenticate; a ``private_key_jwt`` client's
     public keys are ``key_set`` (registered inline) or served at ``jwks_uri``. ``actor`` is
     set when a workload authenticated as the client with its platform's token.
+    ``max_tokens_per_hour``: the client's quota (None: none).
     """
 
     client_id: str
@@ -51,6 +52,7 @@ class OAuthClient(ClientMixin):
     key_set: KeySet | None = field(default=None, compare=False)
     jwks_uri: str | None = None
     actor: Actor | None = None
+    max_tokens_per_hour: int | None = None
 
     def with_audience(self, audience: str | list[str]) -> OAuthClient:
         return replace(self, granted_audience=audience)

@@ -72,3 +72,14 @@ class TooManyRequestsError(_RetryLaterError):
             description="Too many failed client authentications; retry later.", status_code=429
         )
         self.retry_after = retry_after
+
+
+class QuotaExceededError(TooManyRequestsError):
+    """The client has had the tokens its quota allows this hour (``max_tokens_per_hour``)."""
+
+    def __init__(self, per_hour: int, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.description = (
+            f"This client may get {per_hour} tokens an hour and has had them; "
+            f"retry after {retry_after} s, and reuse each token until shortly before it expires."
+        )

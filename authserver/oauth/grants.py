@@ -8,7 +8,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE, OAuthClient
-from authserver.oauth.errors import InvalidTargetError
+from authserver.oauth.errors import InvalidTargetError, QuotaExceededError
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -27,6 +27,11 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             audience=self.request.payload.data.get("audience"),
             default_audience=self.server.default_audience,
         )
+        # Last, so a request refused for its scope or audience does not use up the quota.
+        if client.max_tokens_per_hour is not None:
+            wait = self.server.backend.take_token(client.client_id, client.max_tokens_per_hour)
+            if wait is not None:
+                raise QuotaExceededError(client.max_tokens_per_hour, wait)
         self.request.client = client.with_audience(audience)
 
 

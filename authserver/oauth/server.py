@@ -122,6 +122,7 @@ class AuthorizationServer(_AuthorizationServer):
         """Access tokens are self-contained JWTs: nothing is stored when one is issued.
         A workload's token names it (``act``), so the audit trail can tell who asked."""
         client: OAuthClient = request.client
+        self.backend.token_issued(client.client_id, token["expires_in"], request.source.remote_addr)
         actor = {"act": client.actor.as_claim()} if client.actor else {}
         self.backend.record(
             "token.issued",

@@ -35,6 +35,8 @@ AUTH_METHODS = (SECRET_AUTH_METHOD, KEY_AUTH_METHOD)
 #: A registered JWK Set is stored in the clients table and read with every registration.
 MAX_JWKS_BYTES = 64 * 1024
 #: An admin-chosen secret can be guessed, unlike a generated one: this is its floor.
+#: A quota above a thousand tokens a second is no quota.
+MAX_TOKENS_PER_HOUR = 3_600_000
 MIN_CHOSEN_SECRET_LENGTH = 16
 MAX_CHOSEN_SECRET_LENGTH = 512
 #: The longest an old secret may keep working after a rotation (a week).
@@ -119,6 +121,18 @@ def checked_token_ttl(token_ttl: int | None) -> int | None:
     if token_ttl is None:
         return None
     return in_range(token_ttl, "token_ttl", 1, MAX_ACCESS_TOKEN_TTL)
+
+
+def checked_quota(max_tokens_per_hour: int | None) -> int | None:
+    """None (unlimited) or 1 to :data:`MAX_TOKENS_PER_HOUR`: a quota of 0 would be a
+    disabled client, which ``clients disable`` says more clearly."""
+    if max_tokens_per_hour is None:
+        return None
+    if not 1 <= max_tokens_per_hour <= MAX_TOKENS_PER_HOUR:
+        raise InvalidClientData(
+            f"max_tokens_per_hour must be 1 to {MAX_TOKENS_PER_HOUR}, got {max_tokens_per_hour}"
+        )
+    return max_tokens_per_hour
 
 
 def hash_chosen_secret(secret: str) -> str:

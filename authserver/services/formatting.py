@@ -41,6 +41,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "created_at": iso_utc(client.created_at),
         "last_used_at": iso_utc(client.last_used_at),
         "token_endpoint_auth_method": client.auth_method,
+        "max_tokens_per_hour": client.max_tokens_per_hour,
         **(
             {"jwks_uri": client.jwks_uri, "jwks": client.jwks}
             if client.auth_method == KEY_AUTH_METHOD

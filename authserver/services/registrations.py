@@ -44,6 +44,7 @@ class Registration:
     auth_method: str = SECRET_AUTH_METHOD
     key_set: KeySet | None = field(default=None, compare=False)
     jwks_uri: str | None = None
+    max_tokens_per_hour: int | None = None
 
 
 def registration(session: Session, client_id: str) -> Registration | None:
@@ -59,6 +60,7 @@ def registration(session: Session, client_id: str) -> Registration | None:
             Client.auth_method,
             Client.jwks,
             Client.jwks_uri,
+            Client.max_tokens_per_hour,
             ClientSecret.secret_hash,
             ClientSecret.expires_at,
         )
@@ -81,6 +83,7 @@ def registration(session: Session, client_id: str) -> Registration | None:
         auth_method=first.auth_method,
         key_set=_key_set(first.jwks),
         jwks_uri=first.jwks_uri,
+        max_tokens_per_hour=first.max_tokens_per_hour,
     )
 
 

@@ -7,9 +7,10 @@ transaction and a failure leaves nothing half-written.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from authserver.services.client_fields import (
     MAX_SECRET_LIFETIME,
     SECRET_AUTH_METHOD,
     checked_auth_method,
+    checked_quota,
     checked_token_ttl,
     hash_chosen_secret,
     in_range,
@@ -31,6 +33,15 @@ from authserver.services.client_fields import (
     normalize_name,
     normalize_scope,
 )
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: ``update_client``'s default for a field that may also be set to None: leave it as it is.
+KEEP = _Keep.KEEP
+Keep = Literal[_Keep.KEEP]
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ def create_client(
     auth_method: str = SECRET_AUTH_METHOD,
     jwks: Any | None = None,
     jwks_uri: str | None = None,
+    max_tokens_per_hour: int | None = None,
     now: datetime | None = None,
 ) -> NewClient:
     """Register a client. A secret client's secret is generated unless the admin supplies one
@@ -76,6 +88,7 @@ def create_client(
         enabled=True,
         created_at=now,
         auth_method=checked_auth_method(auth_method),
+        max_tokens_per_hour=checked_quota(max_tokens_per_hour),
     )
     plain_secret = None
     if client.auth_method == KEY_AUTH_METHOD:
@@ -213,9 +226,11 @@ def update_client(
     token_ttl: int | None = None,
     jwks: Any | None = None,
     jwks_uri: str | None = None,
+    max_tokens_per_hour: int | None | Keep = KEEP,
 ) -> Client:
     """Change the given fields; ``audiences`` replaces the whole list, and ``jwks`` or
-    ``jwks_uri`` replaces a key client's keys (whichever way they were given before)."""
+    ``jwks_uri`` replaces a key client's keys (whichever way they were given before).
+    ``max_tokens_per_hour`` None lifts the quota; left out (``KEEP``), it stays."""
     client = get_client(session, client_id)
     if jwks is not None or jwks_uri is not None:
         if client.auth_method != KEY_AUTH_METHOD:
@@ -232,6 +247,8 @@ def update_client(
         client.audiences = normalize_audiences(audiences)
     if token_ttl is not None:
         client.token_ttl = checked_token_ttl(token_ttl)
+    if max_tokens_per_hour is not KEEP:
+        client.max_tokens_per_hour = checked_quota(max_tokens_per_hour)
     session.flush()
     return client
 

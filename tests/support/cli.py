@@ -31,6 +31,7 @@ CLIENT_FIELDS = {
     "created_at",
     "last_used_at",
     "token_endpoint_auth_method",
+    "max_tokens_per_hour",
 }
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]

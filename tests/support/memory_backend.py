@@ -80,6 +80,7 @@ class MemoryClient:
     chosen_secret: bool = False
     #: A private_key_jwt client's public keys (its ``secret`` is then unused).
     key_set: KeySet | None = None
+    max_tokens_per_hour: int | None = None
 
     def oauth_client(self) -> OAuthClient:
         return OAuthClient(
@@ -89,6 +90,7 @@ class MemoryClient:
             token_ttl=self.token_ttl,
             auth_method=CLIENT_SECRET_BASIC if self.key_set is None else PRIVATE_KEY_JWT,
             key_set=self.key_set,
+            max_tokens_per_hour=self.max_tokens_per_hour,
         )
 
 
@@ -142,6 +144,10 @@ class MemoryBackend:
     issuer_keys: dict[str, KeySet] = field(default_factory=dict)
     #: Clients counted as used (a right secret, or an accepted assertion).
     used_clients: list[str] = field(default_factory=list)
+    #: Tokens counted against quotas: client id → times taken (the window is the test's).
+    quota_taken: Counter[str] = field(default_factory=Counter)
+    #: Every token issued: (client id, expires_in, address).
+    issued: list[tuple[str, int, str]] = field(default_factory=list)
 
     def register(self, client_id: str, secret: str, **fields: Any) -> MemoryClient:
         client = MemoryClient(client_id, secret, **fields)
@@ -196,6 +202,17 @@ class MemoryBackend:
         if key_set is None:
             raise KeySetUnavailable(f"{trust.issuer}: no keys published")
         return key_set
+
+    def token_issued(self, client_id: str, expires_in: int, address: str) -> None:
+        self.issued.append((client_id, expires_in, address))
+
+    def take_token(self, client_id: str, per_hour: int) -> int | None:
+        """A quota over the whole test (an hour is longer than any test): the next token
+        after ``per_hour`` waits an hour."""
+        if self.quota_taken[client_id] >= per_hour:
+            return 3600
+        self.quota_taken[client_id] += 1
+        return None
 
     def client_retry_after(self, client_id: str) -> int | None:
         """Whole seconds left in the window (at least 1) once it holds the threshold."""

@@ -1,0 +1,50 @@
+"""Per-client token quotas: at most ``max_tokens_per_hour`` access tokens an hour for a client
+that has one, so one runaway service cannot flood the token endpoint (and whatever verifies
+its tokens) for everyone.
+
+Counted in the failed-authentication limits' storage (:mod:`counters`): per instance with
+``memory://`` (every worker of the instance shares the count; N instances let a client have
+up to N times its quota), across instances with Redis. A token that was refused is not
+counted, so a client over its quota gets its next token as soon as the window lets it. When
+the storage stops answering, quotas are off (tokens are issued) rather than the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+from limits import RateLimitItem, RateLimitItemPerHour
+
+from authserver.security.counters import StorageWatch, counters_for
+
+
+class TokenQuotas:
+    """One worker's view of the quotas; ``shared_file`` and ``clock`` as for the counters."""
+
+    def __init__(
+        self,
+        storage_url: str,
+        *,
+        shared_file: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._counters = counters_for(storage_url, shared_file=shared_file, clock=clock)
+        self._storage = StorageWatch("per-client token quotas")
+
+    def take(self, client_id: str, per_hour: int) -> int | None:
+        """Count one token for ``client_id``; if it already had ``per_hour`` this hour, count
+        nothing and return the seconds until it may have the next one."""
+        try:
+            wait = self._counters.hit(_per_hour(per_hour), "quota", client_id)
+        except Exception:  # whatever the storage raises: quotas off, tokens still issued
+            self._storage.failed()
+            return None
+        self._storage.answered()
+        return wait
+
+
+@functools.lru_cache(maxsize=1024)
+def _per_hour(amount: int) -> RateLimitItem:
+    return RateLimitItemPerHour(amount)
