@@ -88,6 +88,9 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     request_body_timeout: int = DEFAULT_REQUEST_BODY_TIMEOUT
     database_outage_grace: int = DEFAULT_DATABASE_OUTAGE_GRACE
+    #: The admin HTTP API under ``/admin/v1/``; off, its paths answer 404 and it is left out
+    #: of ``/openapi.json``.
+    admin_api: bool = True
 
     def __post_init__(self) -> None:
         if not self.default_audience:
@@ -301,6 +304,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AUTHSERVER_TRUSTED_PROXIES": ("trusted_proxies", _trusted_proxies),
     "AUTHSERVER_RATELIMIT": ("ratelimit_enabled", _on_off),
     "AUTHSERVER_RATELIMIT_STORAGE_URL": ("ratelimit_storage_url", _text),
+    "AUTHSERVER_ADMIN_API": ("admin_api", _on_off),
     "AUTHSERVER_REQUEST_BODY_TIMEOUT": (
         "request_body_timeout",
         _at_most(MAX_REQUEST_BODY_TIMEOUT),

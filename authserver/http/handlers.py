@@ -3,6 +3,8 @@
 The OAuth endpoints and the discovery documents are plain WSGI apps dispatched by the
 :class:`~authserver.http.router.Router` in front of Flask; the probes, metrics and the OpenAPI
 description are Flask views. Both are bound here, from :data:`~authserver.http.routes.ROUTES`.
+The admin API (:data:`~authserver.http.routes.ADMIN_ROUTES`) is mounted behind them, on Flask,
+unless ``AUTHSERVER_ADMIN_API=off``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from flask import Flask, Response
 
 from authserver.config import Settings
-from authserver.http import errors, health, metrics, openapi, routes
+from authserver.http import admin, errors, health, metrics, openapi, routes
 from authserver.http.discovery import JwksDocument, MetadataDocument
 from authserver.http.envelope import Envelope
 from authserver.http.oauth import OAuthEndpoint
@@ -65,7 +67,7 @@ def init_app(app: Flask, served: Served) -> None:
             served.keys, served.database, settings.database_outage_grace
         ),
         routes.METRICS.handler: metrics.MetricsPage(served.keys, served.failure_limiter),
-        routes.OPENAPI.handler: openapi.openapi,
+        routes.OPENAPI.handler: openapi.OpenApiDocument(admin_api=settings.admin_api),
     }
     unbound = {route.handler for route in routes.ROUTES} - handlers.keys() - views.keys()
     if unbound:
@@ -75,5 +77,7 @@ def init_app(app: Flask, served: Served) -> None:
             app.add_url_rule(
                 route.path, route.handler, views[route.handler], methods=list(route.methods)
             )
+    if settings.admin_api:
+        admin.init_app(app, settings, served.oauth)
     router = Router(handlers, app.wsgi_app)
     app.wsgi_app = Envelope(router, security_headers(settings))  # type: ignore[method-assign]

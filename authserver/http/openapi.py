@@ -12,6 +12,10 @@ scheme), ``client_secret_post`` or ``private_key_jwt``. OpenAPI has no security-
 credentials in a form body, so the last two appear as the empty security requirement plus
 their form fields (``client_id``/``client_secret``, ``client_assertion_type``/
 ``client_assertion``).
+
+The admin API (``/admin/v1/``) is described too unless ``AUTHSERVER_ADMIN_API=off``, when it is
+not served either: so there are two documents, each built once. Its request-body schemas are
+the very ones the API checks requests against (``http/admin_schemas.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 
 from flask import Response
 
-from authserver.config import MAX_BODY_BYTES
-from authserver.http import routes
+from authserver.config import MAX_BODY_BYTES, SUPPORTED_ALGS
+from authserver.http import admin_schemas, routes
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
+from authserver.services.client_fields import AUTH_METHODS as AUTH_METHODS_REGISTERED
 
 JsonObject = dict[str, Any]
 
@@ -571,31 +576,400 @@ PATHS: JsonObject = {
     },
 }
 
-DOCUMENT: JsonObject = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "authserver",
-        "version": _version(),
-        "summary": "OAuth 2.0 authorization server for service-to-service auth.",
-        "license": {"name": "MIT", "identifier": "MIT"},
+# -- the admin API (``/admin/v1/``), served and described unless AUTHSERVER_ADMIN_API=off --
+
+PROBLEM = "application/problem+json"
+LOCATION: Header = ("Location", "Location")
+BEARER_CHALLENGE: Header = ("WWW-Authenticate", "BearerChallenge")
+_TIME = {
+    "type": "string",
+    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+    "description": "ISO 8601, UTC, to the second.",
+}
+_MAYBE_TIME = {**_TIME, "type": ["string", "null"]}
+_COUNT = {"type": ["integer", "null"], "minimum": 1}
+_CLIENT_PROPERTIES: JsonObject = {
+    "client_id": _STRING,
+    "name": _STRING,
+    "scope": _STRING,
+    "audiences": _STRINGS,
+    "token_ttl": _COUNT,
+    "enabled": {"type": "boolean"},
+    "created_at": _TIME,
+    "last_used_at": _MAYBE_TIME,
+    "token_endpoint_auth_method": {"enum": list(AUTH_METHODS_REGISTERED)},
+    "max_tokens_per_hour": _COUNT,
+    "jwks_uri": {"type": ["string", "null"], "description": "private_key_jwt clients only."},
+    "jwks": {"type": ["object", "null"], "description": "private_key_jwt clients only."},
+}
+_CLIENT_REQUIRED = [name for name in _CLIENT_PROPERTIES if name not in ("jwks_uri", "jwks")]
+
+ADMIN_SCHEMAS: JsonObject = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details; `type` is `about:blank`, so `title` is the "
+        "status code's reason phrase and `detail` says what to fix.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": _STRING,
+            "title": _STRING,
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": _STRING,
+        },
     },
-    "tags": [
-        {"name": "oauth", "description": "Token issuance, introspection and revocation."},
-        {"name": "discovery", "description": "Public keys and metadata."},
-        {"name": "operations", "description": "Probes and metrics."},
-    ],
-    "paths": PATHS,
-    "components": {
-        "schemas": SCHEMAS,
-        "headers": HEADERS,
-        "securitySchemes": SECURITY_SCHEMES,
+    "Client": {
+        "type": "object",
+        "description": "The client object, as `authserver clients show --json` prints it; "
+        "never a secret or a hash.",
+        "required": _CLIENT_REQUIRED,
+        "properties": _CLIENT_PROPERTIES,
+        "additionalProperties": False,
+    },
+    "ClientWithSecret": {
+        "type": "object",
+        "description": "The client object and its new secret, shown this once (a "
+        "private_key_jwt client has none).",
+        "required": _CLIENT_REQUIRED,
+        "properties": {**_CLIENT_PROPERTIES, "client_secret": _STRING},
+        "additionalProperties": False,
+    },
+    "ClientList": {"type": "array", "items": _ref("schemas", "Client")},
+    "SigningKey": {
+        "type": "object",
+        "description": "A published signing key, as `authserver keys list --json` prints it.",
+        "required": ["kid", "alg", "state", "created_at", "activates_at", "retires_at"],
+        "properties": {
+            "kid": _STRING,
+            "alg": {"enum": list(SUPPORTED_ALGS)},
+            "state": {"enum": ["next", "active", "retired"]},
+            "created_at": _TIME,
+            "activates_at": _TIME,
+            "retires_at": _MAYBE_TIME,
+        },
+        "additionalProperties": False,
+    },
+    "SigningKeyList": {"type": "array", "items": _ref("schemas", "SigningKey")},
+    "KeyRevocation": {
+        "type": "object",
+        "required": ["kid", "signing_kid"],
+        "properties": {
+            "kid": {**_STRING, "description": "The revoked key."},
+            "signing_kid": {
+                "type": ["string", "null"],
+                "description": "The key that signs now.",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "Trust": {
+        "type": "object",
+        "description": "A workload identity trust, as `authserver trust show --json` prints it.",
+        "required": [
+            "trust_id",
+            "client_id",
+            "issuer",
+            "subject",
+            "audience",
+            "jwks_uri",
+            "allow_reuse",
+            "max_lifetime",
+            "created_at",
+        ],
+        "properties": {
+            "trust_id": _STRING,
+            "client_id": _STRING,
+            "issuer": _STRING,
+            "subject": _STRING,
+            "audience": _STRING,
+            "jwks_uri": {"type": ["string", "null"]},
+            "allow_reuse": {"type": "boolean"},
+            "max_lifetime": {"type": "integer", "minimum": 1},
+            "created_at": _TIME,
+        },
+        "additionalProperties": False,
+    },
+    "TrustList": {"type": "array", "items": _ref("schemas", "Trust")},
+    "ClientCreate": admin_schemas.CLIENT_CREATE,
+    "ClientUpdate": admin_schemas.CLIENT_UPDATE,
+    "SecretRotation": admin_schemas.SECRET_ROTATION,
+    "KeyRotation": admin_schemas.KEY_ROTATION,
+    "TrustCreate": admin_schemas.TRUST_CREATE,
+}
+
+ADMIN_HEADERS: JsonObject = {
+    "BearerChallenge": _string_header(
+        'RFC 6750 §3: `Bearer realm="authserver"`, with `error="invalid_token"` when a '
+        'token was sent, or `error="insufficient_scope"` and the scope needed.',
+        {"type": "string", "pattern": "^Bearer realm="},
+    ),
+    "Location": _string_header("The new object's path.", _STRING),
+}
+
+ADMIN_SECURITY_SCHEMES: JsonObject = {
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token of this server (POST /oauth2/token, client_credentials) "
+        "whose `scope` holds `authserver:admin` and whose `aud` holds the issuer identifier: "
+        "issued to a client registered with that scope and no audiences (or with the issuer "
+        "among them). Checked like any resource server checks it, and also not revoked and "
+        "its client still enabled.",
+    }
+}
+
+
+def _problem(description: str, *headers: Header, also_oauth: bool = False) -> JsonObject:
+    content: JsonObject = {PROBLEM: {"schema": _ref("schemas", "Problem")}}
+    if also_oauth:
+        content[JSON] = {"schema": _ref("schemas", "OAuthError")}
+    return {"description": description, "headers": _headers(NO_STORE, *headers), "content": content}
+
+
+_ADMIN_ERRORS: JsonObject = {
+    "401": _problem(
+        "No access token, or one that is not accepted: not ours, expired, revoked, "
+        "its `aud` without the issuer, or its client disabled or deleted.",
+        BEARER_CHALLENGE,
+    ),
+    "403": _problem("The access token lacks the `authserver:admin` scope.", BEARER_CHALLENGE),
+    "503": _problem(
+        "The database or the signing-key store cannot be used now; retry shortly.",
+        MAYBE_RETRY_AFTER,
+    ),
+}
+_NOT_FOUND = {"404": _problem("No such client, key or trust.")}
+_CONFLICT = {"409": _problem("A conflicting change was made at the same moment; retry.")}
+_BODY_ERRORS: JsonObject = {
+    "400": _problem("The body is not JSON (or not UTF-8)."),
+    "413": _problem(
+        f"The body is larger than {MAX_BODY_BYTES // 1024} KiB. A server front that refuses "
+        "it before reading it answers in the OAuth error shape.",
+        also_oauth=True,
+    ),
+    "415": _problem("The body is not `application/json`."),
+    "422": _problem(
+        "The body does not match its schema, or a field is refused (the detail says which "
+        "and why, in the CLI's words)."
+    ),
+}
+
+
+def _admin_json(description: str, schema: str, *headers: Header) -> JsonObject:
+    return _json_response(description, _ref("schemas", schema), NO_STORE, *headers)
+
+
+def _admin_operation(
+    operation_id: str,
+    summary: str,
+    responses: JsonObject,
+    *,
+    tag: str,
+    path_parameter: str | None = None,
+    body: str | None = None,
+    body_required: bool = True,
+    description: str | None = None,
+) -> JsonObject:
+    operation: JsonObject = {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "security": [{"adminToken": []}],
+        "responses": {**responses, **_ADMIN_ERRORS},
+    }
+    if description:
+        operation["description"] = description
+    if path_parameter is not None:
+        operation["parameters"] = [
+            {"name": path_parameter, "in": "path", "required": True, "schema": _STRING}
+        ]
+        operation["responses"].update(_NOT_FOUND)
+    if body is not None:
+        operation["requestBody"] = {
+            "required": body_required,
+            "content": {JSON: {"schema": _ref("schemas", body)}},
+        }
+        operation["responses"].update(_BODY_ERRORS)
+    return operation
+
+
+_DELETED = {"204": {"description": "Deleted.", "headers": _headers(NO_STORE)}}
+
+ADMIN_PATHS: JsonObject = {
+    routes.ADMIN_CLIENTS.path: {
+        "get": _admin_operation(
+            "adminListClients",
+            "List the clients",
+            {"200": _admin_json("Every client.", "ClientList")},
+            tag="admin",
+        ),
+        "post": _admin_operation(
+            "adminCreateClient",
+            "Register a client",
+            {"201": _admin_json("The client, with its secret.", "ClientWithSecret", LOCATION)},
+            tag="admin",
+            body="ClientCreate",
+            description="As `authserver clients create`; audited as `client.created`.",
+        ),
+    },
+    routes.ADMIN_CLIENT.path: {
+        "get": _admin_operation(
+            "adminGetClient",
+            "Show a client",
+            {"200": _admin_json("The client.", "Client")},
+            tag="admin",
+            path_parameter="client_id",
+        ),
+        "patch": _admin_operation(
+            "adminUpdateClient",
+            "Change a client",
+            {"200": _admin_json("The changed client.", "Client"), **_CONFLICT},
+            tag="admin",
+            path_parameter="client_id",
+            body="ClientUpdate",
+            description="As `authserver clients update` (and `enable`/`disable` through "
+            "`enabled`); audited as `client.updated`, `client.enabled` or `client.disabled`.",
+        ),
+        "delete": _admin_operation(
+            "adminDeleteClient",
+            "Delete a client, its secrets and its trusts",
+            {**_DELETED, **_CONFLICT},
+            tag="admin",
+            path_parameter="client_id",
+            description="Audited as `client.deleted`.",
+        ),
+    },
+    routes.ADMIN_CLIENT_SECRET.path: {
+        "post": _admin_operation(
+            "adminRotateClientSecret",
+            "Give a secret client a new secret",
+            {"200": _admin_json("The client, with its new secret.", "ClientWithSecret")},
+            tag="admin",
+            path_parameter="client_id",
+            body="SecretRotation",
+            body_required=False,
+            description="As `authserver clients rotate-secret`; the old secret works `grace` "
+            "seconds more. A private_key_jwt client has no secret: 422. Audited as "
+            "`client.secret_rotated`.",
+        ),
+    },
+    routes.ADMIN_KEYS.path: {
+        "get": _admin_operation(
+            "adminListKeys",
+            "List the published signing keys",
+            {"200": _admin_json("The keys with their states.", "SigningKeyList")},
+            tag="admin",
+        ),
+    },
+    routes.ADMIN_KEY_ROTATION.path: {
+        "post": _admin_operation(
+            "adminRotateKey",
+            "Stage a new signing key",
+            {"200": _admin_json("The new key.", "SigningKey")},
+            tag="admin",
+            body="KeyRotation",
+            body_required=False,
+            description="As `authserver keys rotate`: published at once, signing after "
+            "AUTHSERVER_KEY_PROPAGATION_DELAY (or at once with `now`). Audited as "
+            "`key.rotated`.",
+        ),
+    },
+    routes.ADMIN_KEY_REVOCATION.path: {
+        "post": _admin_operation(
+            "adminRevokeKey",
+            "Emergency: drop a key from signing and from the JWKS at once",
+            {"200": _admin_json("The revoked key and the key that signs now.", "KeyRevocation")},
+            tag="admin",
+            path_parameter="kid",
+            description="As `authserver keys revoke`; audited as `key.revoked`.",
+        ),
+    },
+    routes.ADMIN_TRUSTS.path: {
+        "get": _admin_operation(
+            "adminListTrusts",
+            "List the workload identity trusts",
+            {"200": _admin_json("Every trust.", "TrustList")},
+            tag="admin",
+        ),
+        "post": _admin_operation(
+            "adminAddTrust",
+            "Trust a platform's tokens for a client",
+            {"201": _admin_json("The trust.", "Trust", LOCATION), **_CONFLICT},
+            tag="admin",
+            body="TrustCreate",
+            description="As `authserver trust add`; an unknown client or an existing trust "
+            "for the same issuer, subject and audience: 422. Audited as `trust.added`.",
+        ),
+    },
+    routes.ADMIN_TRUST.path: {
+        "get": _admin_operation(
+            "adminGetTrust",
+            "Show a trust",
+            {"200": _admin_json("The trust.", "Trust")},
+            tag="admin",
+            path_parameter="trust_id",
+        ),
+        "delete": _admin_operation(
+            "adminDeleteTrust",
+            "Delete a trust",
+            {**_DELETED, **_CONFLICT},
+            tag="admin",
+            path_parameter="trust_id",
+            description="Audited as `trust.deleted`.",
+        ),
     },
 }
 
-_BODY = json.dumps(DOCUMENT, separators=(",", ":")).encode()
+
+def _document(*, admin_api: bool) -> JsonObject:
+    """The description, with the admin API or (AUTHSERVER_ADMIN_API=off) without it."""
+    tags = [
+        {"name": "oauth", "description": "Token issuance, introspection and revocation."},
+        {"name": "discovery", "description": "Public keys and metadata."},
+        {"name": "operations", "description": "Probes and metrics."},
+    ]
+    paths, schemas = dict(PATHS), dict(SCHEMAS)
+    headers, security_schemes = dict(HEADERS), dict(SECURITY_SCHEMES)
+    if admin_api:
+        tags.append(
+            {"name": "admin", "description": "Clients, signing keys and trusts (/admin/v1/)."}
+        )
+        paths.update(ADMIN_PATHS)
+        schemas.update(ADMIN_SCHEMAS)
+        headers.update(ADMIN_HEADERS)
+        security_schemes.update(ADMIN_SECURITY_SCHEMES)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "authserver",
+            "version": _version(),
+            "summary": "OAuth 2.0 authorization server for service-to-service auth.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "headers": headers,
+            "securitySchemes": security_schemes,
+        },
+    }
 
 
-def openapi() -> Response:
-    response = Response(_BODY, mimetype=JSON)
-    response.headers["Cache-Control"] = CACHE_AN_HOUR
-    return response
+#: Without the admin API: the public endpoints only.
+DOCUMENT = _document(admin_api=False)
+#: What is served by default (AUTHSERVER_ADMIN_API=on).
+DOCUMENT_WITH_ADMIN = _document(admin_api=True)
+
+
+class OpenApiDocument:
+    """The view: the document as ready bytes, built once."""
+
+    def __init__(self, *, admin_api: bool) -> None:
+        document = DOCUMENT_WITH_ADMIN if admin_api else DOCUMENT
+        self._body = json.dumps(document, separators=(",", ":")).encode()
+
+    def __call__(self) -> Response:
+        response = Response(self._body, mimetype=JSON)
+        response.headers["Cache-Control"] = CACHE_AN_HOUR
+        return response

@@ -51,3 +51,34 @@ ROUTES = (
     METRICS,
     OPENAPI,
 )
+
+#: The admin API (``/admin/v1/``, ``docs/http-api.md``): served and described only with
+#: ``AUTHSERVER_ADMIN_API=on``, by Flask behind the router (it is never on the token path).
+#: Paths are written as OpenAPI templates; the handler names the route for the admin API's own
+#: dispatch (:mod:`authserver.http.admin`).
+ADMIN_PREFIX = "/admin/v1"
+ADMIN_CLIENTS = Route(f"{ADMIN_PREFIX}/clients", ("GET", "POST"), "admin_clients")
+ADMIN_CLIENT = Route(
+    f"{ADMIN_PREFIX}/clients/{{client_id}}", ("GET", "PATCH", "DELETE"), "admin_client"
+)
+ADMIN_CLIENT_SECRET = Route(
+    f"{ADMIN_PREFIX}/clients/{{client_id}}/rotate-secret", ("POST",), "admin_client_secret"
+)
+ADMIN_KEYS = Route(f"{ADMIN_PREFIX}/keys", ("GET",), "admin_keys")
+ADMIN_KEY_ROTATION = Route(f"{ADMIN_PREFIX}/keys/rotate", ("POST",), "admin_key_rotation")
+ADMIN_KEY_REVOCATION = Route(
+    f"{ADMIN_PREFIX}/keys/{{kid}}/revoke", ("POST",), "admin_key_revocation"
+)
+ADMIN_TRUSTS = Route(f"{ADMIN_PREFIX}/trusts", ("GET", "POST"), "admin_trusts")
+ADMIN_TRUST = Route(f"{ADMIN_PREFIX}/trusts/{{trust_id}}", ("GET", "DELETE"), "admin_trust")
+
+ADMIN_ROUTES = (
+    ADMIN_CLIENTS,
+    ADMIN_CLIENT,
+    ADMIN_CLIENT_SECRET,
+    ADMIN_KEYS,
+    ADMIN_KEY_ROTATION,
+    ADMIN_KEY_REVOCATION,
+    ADMIN_TRUSTS,
+    ADMIN_TRUST,
+)
