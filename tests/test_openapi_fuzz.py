@@ -64,8 +64,10 @@ def database_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    """Generated credentials fail constantly; the limits would turn that into 429s."""
-    return {"ratelimit_enabled": False}
+    """Generated credentials fail constantly; the limits would turn that into 429s. The
+    admin API is fuzzed with an admin token by test_admin_api_fuzz.py: here, without it,
+    ``DOCUMENT`` is exactly what is served."""
+    return {"ratelimit_enabled": False, "admin_api": False}
 
 
 @dataclass(frozen=True)

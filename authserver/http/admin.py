@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from flask import Flask, Response, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, PathConverter, Rule
 
 from authserver.audit import audit_event
 from authserver.config import MAX_BODY_BYTES, Settings
@@ -61,7 +61,8 @@ Operation = Callable[["AdminApi", AdminCaller, dict[str, str]], Response]
 def init_app(app: Flask, settings: Settings, server: AuthorizationServer) -> None:
     """Serve the admin API on ``app`` (the caller leaves it out with AUTHSERVER_ADMIN_API=off)."""
     api = AdminApi(settings, AdminAuthorizer(server))
-    for rule in (PREFIX, f"{PREFIX}/", f"{PREFIX}/<path:rest>"):
+    app.url_map.converters["admin_rest"] = _Rest
+    for rule in (PREFIX, f"{PREFIX}/", f"{PREFIX}/<admin_rest:rest>"):
         app.add_url_rule(
             rule,
             "admin_api",
@@ -69,6 +70,13 @@ def init_app(app: Flask, settings: Settings, server: AuthorizationServer) -> Non
             methods=list(ANY_METHOD),
             provide_automatic_options=False,
         )
+
+
+class _Rest(PathConverter):
+    """The rest of the path, whatever it holds: werkzeug's ``path`` stops at a newline
+    (``%0A``), which would leave such paths to the OAuth-shaped 404."""
+
+    regex = r"(?s:[^/].*?)"
 
 
 def _flask_rule(path: str) -> str:
