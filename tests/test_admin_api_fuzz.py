@@ -19,6 +19,7 @@ from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
 
 from authserver.http.openapi import DOCUMENT_WITH_ADMIN
 from tests.conftest import LiveServer, RegisteredClient
+from tests.test_admin_api import get_token
 from tests.test_openapi_fuzz import CHECKS
 
 schema = schemathesis.openapi.from_dict(DOCUMENT_WITH_ADMIN).include(path_regex="^/admin/")
@@ -37,25 +38,13 @@ class Target:
     client_id: str
 
 
-def _token(server: LiveServer, client: RegisteredClient) -> str:
-    response = requests.post(
-        server.token_url,
-        data={"grant_type": "client_credentials"},
-        auth=(client.client_id, client.client_secret),
-        timeout=10,
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
-
-
 @pytest.fixture
 def target(
     live_server: LiveServer, create_client: Callable[..., RegisteredClient]
 ) -> Iterator[Target]:
     admin = create_client(name="admin", scope="authserver:admin")
     victim = create_client(name="victim")
-    yield Target(live_server.url, _token(live_server, admin), victim.client_id)
+    yield Target(live_server.url, get_token(live_server, admin), victim.client_id)
     ready = requests.get(f"{live_server.url}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
 
