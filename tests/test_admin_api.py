@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from authserver.config import Settings
+from authserver.errors import ConfigError
 from authserver.http.openapi import DOCUMENT_WITH_ADMIN
 from authserver.http.routes import ADMIN_ROUTES
 from authserver.security.keys import KeyStore
@@ -549,7 +551,7 @@ def test_admin_api_off_answers_404_everywhere_and_is_not_described(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_cli_registers_an_admin_client_whose_token_opens_the_api(
-    live_server: LiveServer, settings: Any
+    live_server: LiveServer, settings: Settings
 ) -> None:
     cli = in_process_cli(settings)
     result = cli("clients", "create", "--name", "admin", "--scope", ADMIN_SCOPE, "--json")
@@ -565,3 +567,10 @@ def test_the_cli_registers_an_admin_client_whose_token_opens_the_api(
     )
     assert response.status_code == 200
     assert [c["name"] for c in response.json()] == ["admin"]
+
+
+def test_admin_api_setting_is_on_by_default_and_takes_on_or_off() -> None:
+    assert Settings.from_env({}).admin_api is True
+    assert Settings.from_env({"AUTHSERVER_ADMIN_API": "off"}).admin_api is False
+    with pytest.raises(ConfigError, match="AUTHSERVER_ADMIN_API must be one of on, off"):
+        Settings.from_env({"AUTHSERVER_ADMIN_API": "yes"})
