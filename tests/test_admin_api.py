@@ -279,6 +279,8 @@ def test_malformed_bodies_are_400_and_415_problems(admin: Admin) -> None:
 
 def test_unknown_paths_ids_and_methods_are_problems(admin: Admin) -> None:
     assert_problem(admin.call("GET", "/nothing"), 404)
+    assert_problem(admin.call("GET", "/clients/"), 404)
+    assert_problem(admin.call("GET", "/clients/a\nb"), 404)
     assert_problem(admin.call("GET", "/clients/unknown"), 404)
     assert_problem(admin.call("DELETE", "/clients/unknown"), 404)
     assert_problem(admin.call("POST", "/clients/unknown/rotate-secret"), 404)
@@ -497,6 +499,23 @@ def test_a_token_without_the_admin_scope_is_403_insufficient_scope(
     assert 'error="insufficient_scope"' in challenge
     assert f'scope="{ADMIN_SCOPE}"' in challenge
     assert admin.call("GET", "/clients", token=get_token(admin.server, service)).status_code == 200
+
+
+def test_a_token_whose_client_lost_the_admin_scope_is_403(admin: Admin) -> None:
+    second = admin.call("POST", "/clients", json={"name": "admin 2", "scope": ADMIN_SCOPE}).json()
+    token = get_token(
+        admin.server, RegisteredClient(second["client_id"], second["client_secret"], second)
+    )
+    assert admin.call("GET", "/trusts", token=token).status_code == 200
+    admin.call("PATCH", f"/clients/{second['client_id']}", json={"scope": "api"})
+
+    def refused() -> list[requests.Response]:
+        response = admin.call("GET", "/trusts", token=token)
+        return [response] if response.status_code == 403 else []
+
+    (response,) = wait_until(refused, 5, "the token refused once its client lost the scope")
+    assert "no longer" in assert_problem(response, 403)["detail"]
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -94,7 +94,6 @@ class AdminApi:
                 for route in routes.ADMIN_ROUTES
             ],
             merge_slashes=False,
-            strict_slashes=False,
         )
         self._operations: dict[tuple[str, str], Operation] = {
             (routes.ADMIN_CLIENTS.handler, "GET"): AdminApi.list_clients,

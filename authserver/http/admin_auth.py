@@ -4,8 +4,9 @@ The token is checked as any resource server checks it (``docs/http-api.md``, "Ve
 tokens in a resource server"): signature against the keys we publish, ``typ`` ``at+jwt``,
 ``iss``, ``aud`` holding the issuer identifier (the admin API is the issuer's own resource),
 ``exp``, and the scope. Being the issuer, it also sees what an offline resource server cannot:
-a token revoked through RFC 7009 (this worker's copy of the deny-list) and a client disabled
-or deleted since (the registration cache, at most a second old), as introspection does.
+a token revoked through RFC 7009 (this worker's copy of the deny-list), and a client disabled,
+deleted or no longer registered with the admin scope since the token was issued (the
+registration cache, at most a second old): taking the scope away takes the API away at once.
 
 Failures follow RFC 6750 §3: 401 with a ``Bearer`` challenge (``error="invalid_token"`` when a
 token was sent), 403 ``insufficient_scope`` naming the scope. Only the token's claims are
@@ -87,8 +88,7 @@ class AdminAuthorizer:
         try:
             if backend.is_revoked(read.jti):
                 raise _invalid_token("it has been revoked")
-            if not backend.client_is_active(read.client_id):
-                raise _invalid_token("its client is disabled or deleted")
+            client = backend.find_client(read.client_id)
         except TemporarilyUnavailableError:
             raise Problem(
                 503,
@@ -96,11 +96,19 @@ class AdminAuthorizer:
                 "retry shortly.",
                 headers=[("Retry-After", "1")],
             ) from None
+        if client is None:
+            raise _invalid_token("its client is disabled or deleted")
         scope = read.claims["scope"]
         if not isinstance(scope, str) or ADMIN_SCOPE not in scope.split():
-            raise Problem(
-                403,
-                f"The access token does not hold the {ADMIN_SCOPE} scope.",
-                headers=[("WWW-Authenticate", _challenge("insufficient_scope"))],
-            )
+            raise _insufficient_scope("The access token does not hold")
+        if ADMIN_SCOPE not in client.scopes:
+            raise _insufficient_scope("The access token's client no longer holds")
         return AdminCaller(read.client_id)
+
+
+def _insufficient_scope(whose: str) -> Problem:
+    return Problem(
+        403,
+        f"{whose} the {ADMIN_SCOPE} scope.",
+        headers=[("WWW-Authenticate", _challenge("insufficient_scope"))],
+    )
