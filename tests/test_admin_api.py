@@ -256,6 +256,26 @@ def test_refused_client_fields_are_422_problems_naming_the_field(
     assert [c["name"] for c in admin.call("GET", "/clients").json()] == ["admin"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_numbers_are_json_schema_integers_and_booleans_are_not(admin: Admin) -> None:
+    body = {"name": "x", "scope": "api", "token_ttl": 600.0, "max_tokens_per_hour": 1e3}
+    created = admin.call("POST", "/clients", json=body)
+    assert created.status_code == 201, created.text
+    assert (created.json()["token_ttl"], created.json()["max_tokens_per_hour"]) == (600, 1000)
+    for wrong in (True, 600.5, "600"):
+        refused = admin.call("POST", "/clients", json={**body, "token_ttl": wrong})
+        assert "token_ttl" in assert_problem(refused, 422)["detail"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unknown_members_are_named_but_not_all_of_a_flood(admin: Admin) -> None:
+    body = {"name": "x", "scope": "api", **{f"m{i:03}" + "x" * 100: 1 for i in range(50)}}
+    detail = assert_problem(admin.call("POST", "/clients", json=body), 422)["detail"]
+    assert detail.startswith("The body has unknown members: m000")
+    assert detail.endswith(" and 40 more.")
+    assert len(detail) < 1000
+
+
 def test_patch_refuses_unknown_fields_and_an_empty_change(admin: Admin) -> None:
     path = f"/clients/{admin.client.client_id}"
     assert (

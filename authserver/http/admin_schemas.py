@@ -33,6 +33,9 @@ JsonObject = dict[str, Any]
 #: Far above any real list, far below what would make a row or a token unwieldy.
 MAX_AUDIENCES = 100
 MAX_TEXT_LENGTH = 2048
+#: An answer names a caller's unknown members, but not a 64 KiB list of them.
+MAX_NAMES_SHOWN = 10
+MAX_NAME_SHOWN = 64
 
 
 def _integer(low: int, high: int, *, nullable: bool = False) -> JsonObject:
@@ -225,8 +228,7 @@ def _of_type(value: Any, schema: JsonObject, where: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     if any(isinstance(value, _TYPES.get(kind, ())) for kind in kinds):
-        if not (isinstance(value, bool) and "boolean" not in kinds):
-            return value
+        return value
     raise BodyInvalid(f"{where} must be {' or '.join(kinds)}")
 
 
@@ -234,7 +236,10 @@ def _checked_members(value: JsonObject, schema: JsonObject, where: str) -> JsonO
     properties: JsonObject = schema["properties"]
     unknown = sorted(set(value) - set(properties))
     if unknown and schema.get("additionalProperties") is False:
-        raise BodyInvalid(f"{where} has unknown members: {', '.join(unknown)}")
+        named = ", ".join(name[:MAX_NAME_SHOWN] for name in unknown[:MAX_NAMES_SHOWN])
+        hidden = len(unknown) - MAX_NAMES_SHOWN
+        more = f" and {hidden} more" if hidden > 0 else ""
+        raise BodyInvalid(f"{where} has unknown members: {named}{more}")
     missing = [name for name in schema.get("required", ()) if name not in value]
     if missing:
         raise BodyInvalid(f"{where} lacks the required members: {', '.join(missing)}")
