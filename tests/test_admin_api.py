@@ -312,6 +312,20 @@ def test_unknown_paths_ids_and_methods_are_problems(admin: Admin) -> None:
     assert_problem(admin.call("GET", "/keys/rotate"), 405)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_admin_route_asks_for_a_token_and_refuses_other_methods(
+    live_server: LiveServer,
+) -> None:
+    for route in ADMIN_ROUTES:
+        url = live_server.url + route.path.replace("{", "").replace("}", "")
+        for method in route.methods:
+            assert_problem(requests.request(method, url, timeout=10), 401)
+        refused = requests.request("PUT", url, timeout=10)
+        assert_problem(refused, 405)
+        allowed = {*route.methods, *(["HEAD"] if "GET" in route.methods else [])}
+        assert set(refused.headers["Allow"].split(", ")) == allowed
+
+
 # -- signing keys ----------------------------------------------------------------------------
 
 
