@@ -63,7 +63,6 @@ def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> N
     except declared.InvalidDeclaration as invalid:
         for problem in invalid.problems:
             click.echo(f"Error: {printable(str(problem))}", err=True)
-        click.echo("nothing was changed", err=True)
         sys.exit(1)
     _report(planned, dry_run=dry_run, as_json=as_json)
 

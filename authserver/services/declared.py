@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -165,28 +166,64 @@ class Declaration:
 
 
 def checked(document: Any, environ: Mapping[str, str]) -> Declaration:
-    """The file's entries, each checked and normalised; every problem found raises at once."""
+    """The file's entries, each checked and normalised; every problem found raises at once.
+
+    The field rules run on every field the schema found sound, so one file's run reports
+    all its problems: a wrong type in one field does not hide a bad scope in the next."""
     problems = schema_problems(document)
-    broken = {_entry_of(problem.location) for problem in problems}
     if not isinstance(document, dict):
         raise InvalidDeclaration(problems)
+    schema_found = list(problems)
     clients: list[DesiredClient] = []
-    for index, entry in enumerate(document.get("clients") or []):
+    for index, entry in enumerate(_entries(document, "clients")):
         location = f"clients[{index}]"
-        if location not in broken:
-            desired = _desired_client(location, entry, environ, problems)
-            if desired is not None:
+        sound = _sound_fields(location, entry, schema_found)
+        if sound is not None:
+            desired = _desired_client(location, sound, environ, problems)
+            if desired is not None and len(sound) == len(entry):
                 clients.append(desired)
-    desired_trusts = [
-        _desired_trust(f"trusts[{index}]", entry, problems)
-        for index, entry in enumerate(document.get("trusts") or [])
-        if f"trusts[{index}]" not in broken
-    ]
-    declared = Declaration(clients, [t for t in desired_trusts if t is not None])
-    problems.extend(_conflicts(declared, document))
+    written = {
+        name.strip(" ")
+        for entry in _entries(document, "clients")
+        if isinstance(entry, dict) and isinstance(name := entry.get("name"), str)
+    }
+    desired_trusts: list[DesiredTrust] = []
+    for index, entry in enumerate(_entries(document, "trusts")):
+        location = f"trusts[{index}]"
+        sound = _sound_fields(location, entry, schema_found)
+        if sound is not None:
+            trust = _desired_trust(location, sound, written, problems)
+            if trust is not None and len(sound) == len(entry):
+                desired_trusts.append(trust)
+    declared = Declaration(clients, desired_trusts)
+    problems.extend(_conflicts(declared))
     if problems:
-        raise InvalidDeclaration(problems)
+        raise InvalidDeclaration(sorted(problems, key=_document_order))
     return declared
+
+
+def _entries(document: dict[str, Any], kind: str) -> list[Any]:
+    entries = document.get(kind)
+    return entries if isinstance(entries, list) else []
+
+
+def _sound_fields(location: str, entry: Any, problems: list[Problem]) -> dict[str, Any] | None:
+    """The fields of ``entry`` the schema found no fault in; None if the entry itself is
+    faulty (not an object)."""
+    if not isinstance(entry, dict) or any(p.location == location for p in problems):
+        return None
+    faulty = {
+        p.location[len(location) + 1 :].partition("[")[0].partition(".")[0]
+        for p in problems
+        if p.location.startswith(location + ".")
+    }
+    return {name: value for name, value in entry.items() if name not in faulty}
+
+
+def _document_order(problem: Problem) -> list[Any]:
+    """``clients[2].scope`` before ``clients[10]``: numbers compared as numbers."""
+    parts = re.split(r"\[(\d+)\]", problem.location)
+    return [int(part) if index % 2 else part for index, part in enumerate(parts)]
 
 
 def schema_problems(document: Any) -> list[Problem]:
@@ -226,12 +263,6 @@ def _join(location: str, name: str) -> str:
     return f"{location}.{name}" if location else name
 
 
-def _entry_of(location: str) -> str:
-    """``clients[2]`` for ``clients[2].scope``: the entry a problem is in."""
-    head, bracket, rest = location.partition("]")
-    return head + bracket if bracket else location
-
-
 class _Located:
     """Runs field checks, turning each refusal into a problem at the field's location."""
 
@@ -252,6 +283,7 @@ class _Located:
 def _desired_client(
     location: str, entry: dict[str, Any], environ: Mapping[str, str], problems: list[Problem]
 ) -> DesiredClient | None:
+    """``entry`` (its sound fields) checked by the CLI's rules; None if any is refused."""
     at = _Located(location, problems)
     method = entry.get("token_endpoint_auth_method", SECRET_AUTH_METHOD)
     jwks, jwks_uri, secret_env = entry.get("jwks"), entry.get("jwks_uri"), entry.get("secret_env")
@@ -269,8 +301,8 @@ def _desired_client(
             secret = at.check("secret_env", _secret_from, secret_env, environ)
     desired = DesiredClient(
         location=location,
-        name=at.check("name", normalize_name, entry["name"]),
-        scope=at.check("scope", normalize_scope, entry["scope"]),
+        name=at.check("name", normalize_name, entry.get("name", "-")),
+        scope=at.check("scope", normalize_scope, entry.get("scope", "-")),
         audiences=at.check("audiences", normalize_audiences, entry.get("audiences", [])),
         token_ttl=at.check("token_ttl", checked_token_ttl, entry.get("token_ttl")),
         enabled=entry.get("enabled", True),
@@ -303,14 +335,16 @@ def _secret_from(variable: str, environ: Mapping[str, str]) -> str:
 
 
 def _desired_trust(
-    location: str, entry: dict[str, Any], problems: list[Problem]
+    location: str, entry: dict[str, Any], clients: set[str], problems: list[Problem]
 ) -> DesiredTrust | None:
+    """``entry`` (its sound fields) checked by ``trust add``'s rules, its client one of the
+    file's; None if any is refused."""
     desired = DesiredTrust(
         location=location,
-        client=entry["client"],
-        issuer=entry["issuer"],
-        subject=entry["subject"],
-        audience=entry["audience"],
+        client=entry.get("client", ""),
+        issuer=entry.get("issuer", "https://issuer.invalid"),
+        subject=entry.get("subject", "-"),
+        audience=entry.get("audience", "-"),
         jwks_uri=entry.get("jwks_uri"),
         allow_reuse=entry.get("allow_reuse", False),
         max_lifetime=entry.get("max_lifetime", trusts.DEFAULT_MAX_LIFETIME),
@@ -322,13 +356,15 @@ def _desired_trust(
         jwks_uri=desired.jwks_uri,
         max_lifetime=desired.max_lifetime,
     )
+    if "client" in entry and desired.client not in clients:
+        found["client"] = f"no client named {desired.client!r} in the file"
     problems.extend(Problem(f"{location}.{name}", message) for name, message in found.items())
     return None if found else desired
 
 
-def _conflicts(declared: Declaration, document: dict[str, Any]) -> Iterable[Problem]:
-    """What is wrong between entries: a name given twice, a trust naming no client of the
-    file, two trusts accepting the same tokens."""
+def _conflicts(declared: Declaration) -> Iterable[Problem]:
+    """What is wrong between entries: a name given twice, two trusts accepting the same
+    tokens."""
     first_named: dict[str, str] = {}
     for client in declared.clients:
         if client.name in first_named:
@@ -338,15 +374,8 @@ def _conflicts(declared: Declaration, document: dict[str, Any]) -> Iterable[Prob
                 "names are what apply matches on, one entry each",
             )
         first_named.setdefault(client.name, client.location)
-    # Names as written: an entry refused above must not make its trusts' client unknown too.
-    written = {e.get("name") for e in document.get("clients") or [] if isinstance(e, dict)}
-    written |= {name.strip(" ") for name in written if isinstance(name, str)}
     accepting: dict[tuple[str, str, str], str] = {}
     for trust in declared.trusts:
-        if trust.client not in written:
-            yield Problem(
-                f"{trust.location}.client", f"no client named {trust.client!r} in the file"
-            )
         if trust.accepts in accepting:
             yield Problem(
                 trust.location,
