@@ -100,6 +100,13 @@ def trusts_listed(cli: Cli) -> list[dict[str, Any]]:
     return listed
 
 
+def created_id(cli: Cli, name: str) -> str:
+    """``clients create`` of a client named ``name``; its id."""
+    result = cli("clients", "create", "--name", name, "--scope", "api", "--json")
+    client_id: str = json.loads(result.stdout)["client_id"]
+    return client_id
+
+
 def token_response(app: Flask, client_id: str, secret: str) -> Any:
     return app.test_client().post(
         "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
@@ -192,7 +199,8 @@ def test_updates_set_each_field_to_the_file_s_value_and_omitted_ones_to_the_defa
     plan = applied(cli, write(changed))
 
     by_kind = {(c["kind"], c.get("name") or c["client"]): c for c in plan["changes"]}
-    assert by_kind[("client", "billing")]["fields"] == ["scope", "audiences", "token_ttl", "enabled"]
+    billing_fields = ["scope", "audiences", "token_ttl", "enabled"]
+    assert by_kind[("client", "billing")]["fields"] == billing_fields
     assert by_kind[("client", "batch")]["fields"] == ["max_tokens_per_hour"]
     assert by_kind[("trust", "billing")]["fields"] == ["allow_reuse", "max_lifetime"]
     clients = clients_by_name(cli)
@@ -206,12 +214,10 @@ def test_updates_set_each_field_to_the_file_s_value_and_omitted_ones_to_the_defa
     assert [c["action"] for c in applied(cli, write(changed))["changes"]] == ["unchanged"] * 3
 
 
-def test_without_prune_others_are_kept_and_with_it_they_are_deleted(
-    cli: Cli, write: Any
-) -> None:
-    other = json.loads(cli("clients", "create", "--name", "legacy", "--scope", "api", "--json").stdout)
+def test_without_prune_others_are_kept_and_with_it_they_are_deleted(cli: Cli, write: Any) -> None:
+    other = created_id(cli, "legacy")
     cli(
-        "trust", "add", "--client", other["client_id"], "--issuer", K8S,
+        "trust", "add", "--client", other, "--issuer", K8S,
         "--subject", "legacy", "--audience", "authserver",
     )  # fmt: skip
     path = write(registry_file())
@@ -225,7 +231,7 @@ def test_without_prune_others_are_kept_and_with_it_they_are_deleted(
     assert [(c["action"], c["kind"]) for c in pruned["changes"]][-2:] == [
         ("delete", "client"), ("delete", "trust"),
     ]  # fmt: skip
-    assert pruned["changes"][-2]["client_id"] == other["client_id"]
+    assert pruned["changes"][-2]["client_id"] == other
     assert pruned["changes"][-1]["subject"] == "legacy"
     assert set(clients_by_name(cli)) == {"billing", "batch"}
     assert [t["subject"] for t in trusts_listed(cli)] == ["system:serviceaccount:billing:*"]
@@ -291,7 +297,8 @@ def test_a_failure_half_way_changes_nothing(cli: Cli, write: Any, app: Flask) ->
     assert result.exit_code == 1
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("Error: database error (") and "boom refused" in line
+    assert line.startswith("Error: database error (")
+    assert "boom refused" in line
     assert (clients_by_name(cli), trusts_listed(cli)) == before
 
 
@@ -321,7 +328,10 @@ def test_the_human_plan_prints_new_secrets_after_the_plan(cli: Cli, write: Any) 
     result = cli("apply", write({"clients": [{"name": "billing", "scope": "api"}]}))
 
     lines = result.stdout.splitlines()
-    assert lines[:2] == ["create client billing", "applied: 1 created, 0 updated, 0 deleted, 0 unchanged"]
+    assert lines[:2] == [
+        "create client billing",
+        "applied: 1 created, 0 updated, 0 deleted, 0 unchanged",
+    ]
     assert lines[2].startswith("client_secret billing: ascs_")
     assert "Store the secrets now: they are shown only this once." in result.stderr
 
@@ -507,7 +517,10 @@ def test_a_private_key_in_jwks_is_refused_with_its_location(cli: Cli, write: Any
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("clients:\n  - name: a\n    name: b\n    scope: api\n", "line 3: key 'name' is given twice"),
+        (
+            "clients:\n  - name: a\n    name: b\n    scope: api\n",
+            "line 3: key 'name' is given twice",
+        ),
         ('{"clients": [], "clients": []}', "key 'clients' is given twice"),
         ('{"clients": [', "neither JSON nor YAML"),
         ("- a\n- b\n", "is not of type 'object'"),
@@ -528,12 +541,7 @@ def test_a_file_that_is_no_registry_is_one_line(
 def test_two_stored_clients_with_a_name_the_file_uses_is_a_problem_naming_both(
     cli: Cli, write: Any
 ) -> None:
-    ids = [
-        json.loads(cli("clients", "create", "--name", "billing", "--scope", "api", "--json").stdout)[
-            "client_id"
-        ]
-        for _ in range(2)
-    ]
+    ids = [created_id(cli, "billing") for _ in range(2)]
 
     (line,) = problems_of(cli("apply", write({"clients": [VALID_CLIENT]})))
 
@@ -589,8 +597,8 @@ def test_apply_of_an_export_changes_nothing(cli: Cli, write: Any, tmp_path: Path
 
     assert exported_yaml.exit_code == 0, exported_yaml.output
     assert yaml.safe_load(exported_yaml.stdout) == json.loads(exported_json.stdout)
-    assert "cli_" not in exported_yaml.stdout and "ascs_" not in exported_yaml.stdout
-    assert "created_at" not in exported_yaml.stdout
+    for absent in ("cli_", "trs_", "ascs_", "created_at"):
+        assert absent not in exported_yaml.stdout
     (tmp_path / "exported.yaml").write_text(exported_yaml.stdout)
     for plan in (
         applied(cli, str(tmp_path / "exported.yaml"), "--prune"),
@@ -615,7 +623,9 @@ def test_export_warns_of_clients_sharing_a_name(cli: Cli) -> None:
     exported = cli("export")
 
     assert exported.exit_code == 0
-    assert "Warning: clients cli_" in exported.stderr and "share the name 'twin'" in exported.stderr
+    (warning,) = exported.stderr.splitlines()
+    assert warning.startswith("Warning: clients cli_")
+    assert "share the name 'twin'" in warning
 
 
 @SQLITE_ONLY

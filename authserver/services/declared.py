@@ -323,15 +323,21 @@ def _refuse(message: str) -> None:
 
 
 def _secret_from(variable: str, environ: Mapping[str, str]) -> str:
-    """The secret ``variable`` holds, checked by the rules of ``--secret-stdin``."""
+    """The secret ``variable`` holds; its rules are checked by the plan, which hashes it only
+    when it is not already the client's (Argon2 takes about a second)."""
     value = environ.get(variable)
     if value is None:
         raise InvalidClientData(f"the environment variable {variable} is not set")
-    try:
-        hash_chosen_secret(value)
-    except InvalidClientData as exc:
-        raise InvalidClientData(f"{variable}: {exc}") from None
     return value
+
+
+def _secret_problem(desired: DesiredClient) -> Problem | None:
+    """``secret_env``'s value checked by the rules of ``--secret-stdin``."""
+    try:
+        hash_chosen_secret(desired.secret or "")
+    except InvalidClientData as exc:
+        return Problem(f"{desired.location}.secret_env", f"{desired.secret_env}: {exc}")
+    return None
 
 
 def _desired_trust(
@@ -466,6 +472,8 @@ def plan(session: Session, declared: Declaration, *, prune: bool) -> Plan:
             changes.append(_client_change(desired, same[0], problems))
         else:
             changes.append(Change(CREATE, "client", desired.name, client=desired))
+            if desired.secret is not None:
+                problems.extend(filter(None, [_secret_problem(desired)]))
     names_in_file = {desired.name for desired in declared.clients}
     unlisted = [c for c in stored if c.name.strip(" ") not in names_in_file]
     trust_changes, trust_deletions, kept_trusts = _trust_changes(
@@ -504,6 +512,7 @@ def _client_change(desired: DesiredClient, stored: Client, problems: list[Proble
     ]
     if desired.secret is not None and not _is_live_secret(desired.secret, stored):
         differing.append("secret")
+        problems.extend(filter(None, [_secret_problem(desired)]))
     action = UPDATE if differing else UNCHANGED
     return Change(action, "client", desired.name, differing, stored.client_id, client=desired)
 
