@@ -443,6 +443,7 @@ def test_every_problem_of_a_file_is_reported_at_once_and_nothing_is_changed(
             {"name": "billing", "scope": 'api a"b', "audiences": ["javascript:alert(1)"],
              "token_ttl": -5, "colour": "red"},
             {"name": "fine", "scope": "api"},
+            {"name": "billing ", "scope": "api"},
         ],
         "trusts": [{"client": "ghost", "issuer": "http://evil.example", "subject": " x",
                     "audience": "a", "max_lifetime": 0}],
@@ -452,7 +453,7 @@ def test_every_problem_of_a_file_is_reported_at_once_and_nothing_is_changed(
 
     assert [line.split(":")[1].strip() for line in lines] == [
         "clients[0].audiences", "clients[0].colour", "clients[0].scope", "clients[0].token_ttl",
-        "trusts[0].client", "trusts[0].issuer", "trusts[0].max_lifetime", "trusts[0].subject",
+        "clients[2].name", "trusts[0].client", "trusts[0].issuer", "trusts[0].max_lifetime", "trusts[0].subject",
     ]  # fmt: skip
     assert clients_by_name(cli) == {}
 

@@ -196,7 +196,7 @@ def checked(document: Any, environ: Mapping[str, str]) -> Declaration:
             if trust is not None and len(sound) == len(entry):
                 desired_trusts.append(trust)
     declared = Declaration(clients, desired_trusts)
-    problems.extend(_conflicts(declared))
+    problems.extend(_conflicts(declared, document))
     if problems:
         raise InvalidDeclaration(sorted(problems, key=_document_order))
     return declared
@@ -368,18 +368,22 @@ def _desired_trust(
     return None if found else desired
 
 
-def _conflicts(declared: Declaration) -> Iterable[Problem]:
-    """What is wrong between entries: a name given twice, two trusts accepting the same
-    tokens."""
+def _conflicts(declared: Declaration, document: dict[str, Any]) -> Iterable[Problem]:
+    """What is wrong between entries: a name given twice (even in entries with other
+    problems), two trusts accepting the same tokens."""
     first_named: dict[str, str] = {}
-    for client in declared.clients:
-        if client.name in first_named:
+    for index, entry in enumerate(_entries(document, "clients")):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        name, location = name.strip(" "), f"clients[{index}]"
+        if name in first_named:
             yield Problem(
-                f"{client.location}.name",
-                f"{client.name!r} is also the name of {first_named[client.name]}: "
+                f"{location}.name",
+                f"{name!r} is also the name of {first_named[name]}: "
                 "names are what apply matches on, one entry each",
             )
-        first_named.setdefault(client.name, client.location)
+        first_named.setdefault(name, location)
     accepting: dict[tuple[str, str, str], str] = {}
     for trust in declared.trusts:
         if trust.accepts in accepting:
