@@ -16,10 +16,10 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
@@ -40,6 +40,7 @@ from authserver.services.client_fields import (
     normalize_name,
     normalize_scope,
 )
+from authserver.services.formatting import client_view, trust_view
 
 SCHEMA_FILE = "config.schema.json"
 CREATE, UPDATE, DELETE, UNCHANGED = "create", "update", "delete", "unchanged"
@@ -159,6 +160,9 @@ class DesiredTrust:
         return (self.issuer, self.subject, self.audience)
 
 
+Desired = TypeVar("Desired", DesiredClient, DesiredTrust)
+
+
 @dataclass(frozen=True)
 class Declaration:
     clients: list[DesiredClient]
@@ -174,32 +178,47 @@ def checked(document: Any, environ: Mapping[str, str]) -> Declaration:
     if not isinstance(document, dict):
         raise InvalidDeclaration(problems)
     schema_found = list(problems)
-    clients: list[DesiredClient] = []
-    for index, entry in enumerate(_entries(document, "clients")):
-        location = f"clients[{index}]"
-        sound = _sound_fields(location, entry, schema_found)
-        if sound is not None:
-            desired = _desired_client(location, sound, environ, problems)
-            if desired is not None and len(sound) == len(entry):
-                clients.append(desired)
+    clients = _each_sound(
+        document,
+        "clients",
+        schema_found,
+        lambda location, sound: _desired_client(location, sound, environ, problems),
+    )
     written = {
         name.strip(" ")
         for entry in _entries(document, "clients")
         if isinstance(entry, dict) and isinstance(name := entry.get("name"), str)
     }
-    desired_trusts: list[DesiredTrust] = []
-    for index, entry in enumerate(_entries(document, "trusts")):
-        location = f"trusts[{index}]"
-        sound = _sound_fields(location, entry, schema_found)
-        if sound is not None:
-            trust = _desired_trust(location, sound, written, problems)
-            if trust is not None and len(sound) == len(entry):
-                desired_trusts.append(trust)
+    desired_trusts = _each_sound(
+        document,
+        "trusts",
+        schema_found,
+        lambda location, sound: _desired_trust(location, sound, written, problems),
+    )
     declared = Declaration(clients, desired_trusts)
     problems.extend(_conflicts(declared, document))
     if problems:
         raise InvalidDeclaration(sorted(problems, key=_document_order))
     return declared
+
+
+def _each_sound(
+    document: dict[str, Any],
+    kind: str,
+    schema_found: list[Problem],
+    build: Callable[[str, dict[str, Any]], Desired | None],
+) -> list[Desired]:
+    """``build`` run on the sound fields of each entry of ``kind``; what it makes of the
+    entries the schema found no fault in at all."""
+    built = []
+    for index, entry in enumerate(_entries(document, kind)):
+        location = f"{kind}[{index}]"
+        sound = _sound_fields(location, entry, schema_found)
+        if sound is not None:
+            desired = build(location, sound)
+            if desired is not None and len(sound) == len(entry):
+                built.append(desired)
+    return built
 
 
 def _entries(document: dict[str, Any], kind: str) -> list[Any]:
@@ -582,7 +601,7 @@ def _trust_changes(
             "trust",
             names.get(t.client_id, t.client_id),
             client_id=t.client_id,
-            trust=_as_desired(t),
+            trust=_as_desired(t, names),
             trust_id=t.trust_id,
         )
         for t in unlisted
@@ -619,17 +638,9 @@ def _id(client: Client | None) -> str | None:
     return None if client is None else client.client_id
 
 
-def _as_desired(trust: Trust) -> DesiredTrust:
-    return DesiredTrust(
-        location="",
-        client="",
-        issuer=trust.issuer,
-        subject=trust.subject,
-        audience=trust.audience,
-        jwks_uri=trust.jwks_uri,
-        allow_reuse=trust.allow_reuse,
-        max_lifetime=trust.max_lifetime,
-    )
+def _as_desired(trust: Trust, names: Mapping[str, str]) -> DesiredTrust:
+    """A stored trust as a file would declare it."""
+    return DesiredTrust(location="", **_trust_entry(trust, names))
 
 
 # --- carrying it out ---
@@ -756,30 +767,27 @@ def export(session: Session) -> tuple[dict[str, Any], list[str]]:
     return document, warnings
 
 
+#: The client object's fields a file holds: not its id, times or (absent) secret.
+CLIENT_FIELDS = (
+    "name", "scope", "audiences", "token_ttl", "enabled", "token_endpoint_auth_method",
+    "max_tokens_per_hour",
+)  # fmt: skip
+#: The trust object's, beside its client's name.
+TRUST_FIELDS = ("issuer", "subject", "audience", "jwks_uri", "allow_reuse", "max_lifetime")
+
+
 def _client_entry(client: Client) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": client.name,
-        "scope": client.scope,
-        "audiences": list(client.audiences),
-        "token_ttl": client.token_ttl,
-        "enabled": client.enabled,
-        "token_endpoint_auth_method": client.auth_method,
-        "max_tokens_per_hour": client.max_tokens_per_hour,
-    }
-    if client.jwks_uri is not None:
-        entry["jwks_uri"] = client.jwks_uri
-    if client.jwks is not None:
-        entry["jwks"] = client.jwks
+    """The client as a file entry; a key client's keys given the one way it has them."""
+    view = client_view(client)
+    entry = {name: view[name] for name in CLIENT_FIELDS}
+    for name in ("jwks_uri", "jwks"):
+        if view.get(name) is not None:
+            entry[name] = view[name]
     return entry
 
 
 def _trust_entry(trust: Trust, names: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "client": names[trust.client_id],
-        "issuer": trust.issuer,
-        "subject": trust.subject,
-        "audience": trust.audience,
-        "jwks_uri": trust.jwks_uri,
-        "allow_reuse": trust.allow_reuse,
-        "max_lifetime": trust.max_lifetime,
+    view = trust_view(trust)
+    return {"client": names.get(trust.client_id, trust.client_id)} | {
+        name: view[name] for name in TRUST_FIELDS
     }
