@@ -9,6 +9,7 @@ real console script.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy import text
 from authserver.cli import main
 from authserver.config import Settings
 from authserver.extensions import db
+from authserver.services import declared, registry
 from tests.support.cli import base_env, run_authserver
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -302,6 +304,31 @@ def test_a_failure_half_way_changes_nothing(cli: Cli, write: Any, app: Flask) ->
     assert (clients_by_name(cli), trusts_listed(cli)) == before
 
 
+def test_an_apply_waits_for_one_in_progress_and_plans_against_its_result(
+    cli: Cli, write: Any, app: Flask
+) -> None:
+    outcome: list[Result] = []
+    with app.app_context():
+        session = db.session()
+        declared.lock(session)  # as another apply does, and then creates "billing"
+        registry.create_client(session, name="billing", scope="api")
+        waiting = threading.Thread(
+            target=lambda: outcome.append(
+                cli("apply", write({"clients": [VALID_CLIENT]}), "--json")
+            )
+        )
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive(), "apply did not wait for the one in progress"
+        session.commit()
+        db.session.remove()
+    waiting.join(timeout=30)
+
+    (result,) = outcome
+    assert [c["action"] for c in json.loads(result.stdout)["changes"]] == ["unchanged"]
+    assert list(clients_by_name(cli)) == ["billing"]
+
+
 # --- secrets ---
 
 
@@ -453,7 +480,8 @@ def test_every_problem_of_a_file_is_reported_at_once_and_nothing_is_changed(
 
     assert [line.split(":")[1].strip() for line in lines] == [
         "clients[0].audiences", "clients[0].colour", "clients[0].scope", "clients[0].token_ttl",
-        "clients[2].name", "trusts[0].client", "trusts[0].issuer", "trusts[0].max_lifetime", "trusts[0].subject",
+        "clients[2].name", "trusts[0].client", "trusts[0].issuer", "trusts[0].max_lifetime",
+        "trusts[0].subject",
     ]  # fmt: skip
     assert clients_by_name(cli) == {}
 

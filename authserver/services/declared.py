@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from authserver.errors import AuthServerError, InvalidClientData
@@ -43,6 +44,9 @@ from authserver.services.client_fields import (
 from authserver.services.formatting import client_view, trust_view
 
 SCHEMA_FILE = "config.schema.json"
+#: The PostgreSQL advisory lock that serialises applies (any fixed number; the bytes of
+#: "authaply").
+APPLY_LOCK_KEY = 0x6175746861706C79
 CREATE, UPDATE, DELETE, UNCHANGED = "create", "update", "delete", "unchanged"
 ACTIONS = (CREATE, UPDATE, DELETE, UNCHANGED)
 
@@ -472,6 +476,7 @@ def plan(session: Session, declared: Declaration, *, prune: bool) -> Plan:
     """What applying ``declared`` would do to the registry now; a problem only the database
     shows (two clients with a name the file uses, a changed authentication method, a trust
     that another client's trust already is) raises, all of them at once."""
+    lock(session)
     problems: list[Problem] = []
     stored = registry.list_clients(session)
     by_name: dict[str, list[Client]] = {}
@@ -508,6 +513,20 @@ def plan(session: Session, declared: Declaration, *, prune: bool) -> Plan:
         return Plan(changes + trust_changes, kept=len(unlisted) + kept_trusts)
     deletions = [Change(DELETE, "client", c.name, client_id=c.client_id) for c in unlisted]
     return Plan(changes + trust_changes + deletions + trust_deletions)
+
+
+def lock(session: Session) -> None:
+    """Hold off other applies until this transaction ends, so that each plans against what
+    the one before it committed: two at once would both see a client missing and both
+    create it. PostgreSQL's transaction-level advisory lock, or SQLite's write lock (``BEGIN
+    IMMEDIATE``, waiting out the busy timeout); the commit or rollback releases either."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        session.execute(select(func.pg_advisory_xact_lock(APPLY_LOCK_KEY)))
+        return
+    driver_connection: Any = connection.connection.driver_connection
+    if not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _client_change(desired: DesiredClient, stored: Client, problems: list[Problem]) -> Change:
