@@ -553,6 +553,7 @@ def test_a_private_key_in_jwks_is_refused_with_its_location(cli: Cli, write: Any
         ('{"clients": [], "clients": []}', "key 'clients' is given twice"),
         ('{"clients": [', "neither JSON nor YAML"),
         ("- a\n- b\n", "is not of type 'object'"),
+        ("\n", "file: empty"),
     ],
 )
 def test_a_file_that_is_no_registry_is_one_line(
@@ -564,6 +565,16 @@ def test_a_file_that_is_no_registry_is_one_line(
     (line,) = problems_of(cli("apply", str(path)))
 
     assert message in line
+
+
+@SQLITE_ONLY
+def test_a_file_that_is_not_utf_8_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_bytes(b"clients: [\xff]")
+
+    (line,) = problems_of(cli("apply", str(path)))
+
+    assert line.startswith("Error: the file is not UTF-8 text (invalid start byte")
 
 
 @SQLITE_ONLY

@@ -48,7 +48,12 @@ def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> N
     and nothing is changed. The changes are made in one transaction. A new client's generated
     secret is printed once.
     """
-    text = file.read(MAX_FILE_BYTES + 1)
+    try:
+        text = file.read(MAX_FILE_BYTES + 1)
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     if len(text) > MAX_FILE_BYTES:
         raise click.ClickException(f"the file is over {MAX_FILE_BYTES} bytes")
     try:

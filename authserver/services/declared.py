@@ -85,6 +85,10 @@ def schema() -> dict[str, Any]:
 def parse(text: str) -> Any:
     """A JSON or YAML document. A key given twice in one object is a problem in either (both
     parsers would keep the last silently, and a client's second ``scope`` would win unseen)."""
+    if not text.strip():
+        raise InvalidDeclaration(
+            [Problem("file", "empty: a registry is an object of clients and trusts")]
+        )
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
