@@ -22,10 +22,13 @@ SERVER_MODULES = frozenset(
         "flask_migrate",
         "flask_sqlalchemy",
         "granian",
+        "jsonschema",
         "limits",
         "prometheus_client",
         "sqlalchemy",
         "werkzeug",
+        "yaml",
+        "_yaml",
     }
 )
 

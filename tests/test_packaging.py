@@ -231,6 +231,12 @@ def test_the_wheel_carries_every_migration_file_and_the_typing_marker(wheel: Pat
     assert {name.split("/")[0] for name in names} == {"authserver", dist_info}
 
 
+def test_the_wheel_carries_the_published_schema_apply_validates_with(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("authserver/config.schema.json")
+    assert shipped == (CHECKOUT / "docs" / "config.schema.json").read_bytes()
+
+
 def test_the_console_script_hint_covers_every_distribution_of_the_server_extra(
     wheel: Path,
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver.cli import clients, db, keys, serve, trust
+from authserver.cli import apply, clients, db, keys, serve, trust
 from authserver.cli.context import describe_database_error, load_settings
 from authserver.errors import AuthServerError
 from authserver.json_logs import configure_json_logs
@@ -43,3 +43,5 @@ main.add_command(serve.command)
 main.add_command(clients.group)
 main.add_command(keys.group)
 main.add_command(trust.group)
+main.add_command(apply.apply_command)
+main.add_command(apply.export_command)

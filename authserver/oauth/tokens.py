@@ -21,6 +21,10 @@ from authserver.security.keys import SigningKey
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
 
+#: What a client told "no signing key yet" should wait: the key ring's poll interval.
+NO_KEY_RETRY_AFTER_SECONDS = 1
+
+
 class AccessTokenGenerator(BearerTokenGenerator):
     """Issues RFC 9068 access tokens signed by the key active at that moment.
 
@@ -45,7 +49,10 @@ class AccessTokenGenerator(BearerTokenGenerator):
     def _access_token(self, client: OAuthClient, grant_type: str, user: object, scope: str) -> str:
         key = self._signing_key()
         if key is None:
-            raise TemporarilyUnavailableError(description="No signing key is loaded yet.")
+            # The key ring is polled every second: the first key is there that soon.
+            raise TemporarilyUnavailableError(
+                "No signing key is loaded yet.", retry_after=NO_KEY_RETRY_AFTER_SECONDS
+            )
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,

@@ -39,9 +39,17 @@ class _Keep(enum.Enum):
     KEEP = "keep"
 
 
+class _Clear(enum.Enum):
+    CLEAR = "clear"
+
+
 #: ``update_client``'s default for a field that may also be set to None: leave it as it is.
 KEEP = _Keep.KEEP
 Keep = Literal[_Keep.KEEP]
+#: ``update_client``'s ``token_ttl=CLEAR``: back to null, the server's default lifetime (its
+#: ``None`` keeps the lifetime, as the CLI means when ``--token-ttl`` is not given).
+CLEAR = _Clear.CLEAR
+Clear = Literal[_Clear.CLEAR]
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,22 @@ def rotate_secret(
     return RotatedSecret(client, plain_secret)
 
 
+def replace_secret(
+    session: Session, client_id: str, chosen_secret: str, *, now: datetime | None = None
+) -> Client:
+    """Make an admin-chosen secret the client's only one, at once (no grace): what a file
+    that names the secret (``authserver apply``'s ``secret_env``) declares."""
+    client = get_client(session, client_id, for_update=True)
+    if client.auth_method == KEY_AUTH_METHOD:
+        raise InvalidClientData(f"client {client_id!r} authenticates with private_key_jwt")
+    now = now or utcnow()
+    _plain, secret = _new_secret(chosen_secret, None, now)
+    client.secrets.clear()
+    client.secrets.append(secret)
+    session.flush()
+    return client
+
+
 def _lock_database_for_writing(session: Session) -> None:
     """On SQLite, take the database's write lock now, before the transaction reads anything.
 
@@ -223,7 +247,7 @@ def update_client(
     name: str | None = None,
     scope: str | None = None,
     audiences: list[str] | tuple[str, ...] | None = None,
-    token_ttl: int | None = None,
+    token_ttl: int | None | Clear = None,
     jwks: Any | None = None,
     jwks_uri: str | None = None,
     max_tokens_per_hour: int | None | Keep = KEEP,
@@ -245,7 +269,9 @@ def update_client(
         client.scope = normalize_scope(scope)
     if audiences is not None:
         client.audiences = normalize_audiences(audiences)
-    if token_ttl is not None:
+    if token_ttl is CLEAR:
+        client.token_ttl = None
+    elif token_ttl is not None:
         client.token_ttl = checked_token_ttl(token_ttl)
     if max_tokens_per_hour is not KEEP:
         client.max_tokens_per_hour = checked_quota(max_tokens_per_hour)

@@ -8,7 +8,9 @@ every way in refuses the same input with the same words.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,6 +60,47 @@ def add_trust(
     session.add(trust)
     session.flush()
     return trust
+
+
+def update_trust(
+    session: Session,
+    trust_id: str,
+    *,
+    jwks_uri: str | None,
+    allow_reuse: bool,
+    max_lifetime: int,
+) -> Trust:
+    """Set what a trust may change without becoming another trust: where its issuer's keys
+    are (None: discovery), reuse and lifetime. Its client, issuer, subject and audience are
+    what it is; another of those is another trust."""
+    trust = get_trust(session, trust_id)
+    trust.jwks_uri = None if jwks_uri is None else checked_jwks_uri(jwks_uri)
+    trust.allow_reuse = allow_reuse
+    trust.max_lifetime = in_range(max_lifetime, "max_lifetime", 1, MAX_LIFETIME)
+    session.flush()
+    return trust
+
+
+def field_problems(
+    *, issuer: str, subject: str, audience: str, jwks_uri: str | None, max_lifetime: int
+) -> dict[str, str]:
+    """What :func:`add_trust` would refuse in each of these fields, by field, before anything
+    is written (``authserver apply`` checks a whole file first and says where)."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("issuer", partial(checked_issuer, issuer)),
+        ("subject", partial(_checked_text, subject, "subject")),
+        ("audience", partial(_checked_text, audience, "audience")),
+        ("max_lifetime", partial(in_range, max_lifetime, "max_lifetime", 1, MAX_LIFETIME)),
+    ]
+    if jwks_uri is not None:
+        checks.append(("jwks_uri", partial(checked_jwks_uri, jwks_uri)))
+    problems = {}
+    for name, check in checks:
+        try:
+            check()
+        except InvalidClientData as exc:
+            problems[name] = str(exc)
+    return problems
 
 
 def checked_issuer(issuer: str) -> str:

@@ -307,6 +307,7 @@ def test_without_a_signing_key_the_token_endpoint_is_temporarily_unavailable(
     response = post_as(server, TOKEN_ENDPOINT, client, GRANT)
 
     oauth_error(response, 503, "temporarily_unavailable")
+    assert header(response[2], "Retry-After") == "1"
     assert not [e for e in backend.events if e.event == "token.issued"]
 
 
