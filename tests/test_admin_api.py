@@ -18,9 +18,17 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from jsonschema import Draft202012Validator
 
 from authserver.config import Settings
 from authserver.errors import ConfigError
+from authserver.http.admin_schemas import (
+    CLIENT_CREATE,
+    CLIENT_UPDATE,
+    KEY_ROTATION,
+    SECRET_ROTATION,
+    TRUST_CREATE,
+)
 from authserver.http.openapi import DOCUMENT_WITH_ADMIN
 from authserver.http.routes import ADMIN_ROUTES
 from authserver.security.keys import KeyStore
@@ -167,6 +175,8 @@ def test_clients_are_created_listed_shown_changed_rotated_and_deleted(
     lifted = admin.call("PATCH", f"/clients/{client_id}", json={"max_tokens_per_hour": None})
     assert lifted.json()["max_tokens_per_hour"] is None
     assert lifted.json()["token_ttl"] == 600  # absent fields stay
+    default_ttl = admin.call("PATCH", f"/clients/{client_id}", json={"token_ttl": None})
+    assert default_ttl.json()["token_ttl"] is None
 
     rotated = admin.call("POST", f"/clients/{client_id}/rotate-secret", json={"grace": 60})
     assert rotated.status_code == 200, rotated.text
@@ -238,7 +248,7 @@ def test_a_private_key_jwt_client_is_created_with_its_keys_and_has_no_secret_to_
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"name": "x", "scope": "api", "client_secret": "chosen-secret-1234"}, "unknown"),
+        ({"name": "x", "scope": "api", "client_secret": "chosen-secret-1234"}, "'client_secret'"),
         ({"name": "x"}, "required"),
         ({"name": "x", "scope": "api", "token_ttl": 0}, "token_ttl"),
         ({"name": "x", "scope": "a\\b"}, "scope"),
@@ -268,22 +278,27 @@ def test_numbers_are_json_schema_integers_and_booleans_are_not(admin: Admin) -> 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_unknown_members_are_named_but_not_all_of_a_flood(admin: Admin) -> None:
+def test_a_refusal_quotes_the_offending_members_but_not_all_of_a_flood(admin: Admin) -> None:
     body = {"name": "x", "scope": "api", **{f"m{i:03}" + "x" * 100: 1 for i in range(50)}}
     detail = assert_problem(admin.call("POST", "/clients", json=body), 422)["detail"]
-    assert detail.startswith("The body has unknown members: m000")
-    assert detail.endswith(" and 40 more.")
-    assert len(detail) < 1000
+    assert "m000" in detail
+    assert len(detail) < 400
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [CLIENT_CREATE, CLIENT_UPDATE, SECRET_ROTATION, KEY_ROTATION, TRUST_CREATE],
+)
+def test_every_request_schema_is_a_valid_json_schema(schema: dict[str, Any]) -> None:
+    Draft202012Validator.check_schema(schema)
 
 
 def test_patch_refuses_unknown_fields_and_an_empty_change(admin: Admin) -> None:
     path = f"/clients/{admin.client.client_id}"
-    assert (
-        "unknown"
-        in assert_problem(admin.call("PATCH", path, json={"colour": "red"}), 422)["detail"]
-    )
+    unknown = admin.call("PATCH", path, json={"colour": "red"})
+    assert "'colour' was unexpected" in assert_problem(unknown, 422)["detail"]
     assert_problem(admin.call("PATCH", path, json={}), 422)
-    assert_problem(admin.call("PATCH", path, json={"token_ttl": None}), 422)
+    assert_problem(admin.call("PATCH", path, json={"token_ttl": 0}), 422)
 
 
 def test_malformed_bodies_are_400_and_415_problems(admin: Admin) -> None:
