@@ -264,7 +264,7 @@ def update(
             name=name,
             scope=scope,
             audiences=audiences or None,
-            token_ttl=token_ttl,
+            token_ttl=registry.KEEP if token_ttl is None else token_ttl,
             jwks=jwks,
             jwks_uri=jwks_uri,
             max_tokens_per_hour=(

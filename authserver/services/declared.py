@@ -723,11 +723,7 @@ def _apply_client(session: Session, change: Change) -> None:
         change.client_id,
         scope=desired.scope if "scope" in changed else None,
         audiences=desired.audiences if "audiences" in changed else None,
-        token_ttl=(
-            (registry.CLEAR if desired.token_ttl is None else desired.token_ttl)
-            if "token_ttl" in changed
-            else None
-        ),
+        token_ttl=desired.token_ttl if "token_ttl" in changed else registry.KEEP,
         jwks=desired.jwks if keys_changed else None,
         jwks_uri=desired.jwks_uri if keys_changed else None,
         max_tokens_per_hour=(

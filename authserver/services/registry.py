@@ -39,17 +39,9 @@ class _Keep(enum.Enum):
     KEEP = "keep"
 
 
-class _Clear(enum.Enum):
-    CLEAR = "clear"
-
-
 #: ``update_client``'s default for a field that may also be set to None: leave it as it is.
 KEEP = _Keep.KEEP
 Keep = Literal[_Keep.KEEP]
-#: ``update_client``'s ``token_ttl=CLEAR``: back to null, the server's default lifetime (its
-#: ``None`` keeps the lifetime, as the CLI means when ``--token-ttl`` is not given).
-CLEAR = _Clear.CLEAR
-Clear = Literal[_Clear.CLEAR]
 
 
 @dataclass(frozen=True)
@@ -247,14 +239,15 @@ def update_client(
     name: str | None = None,
     scope: str | None = None,
     audiences: list[str] | tuple[str, ...] | None = None,
-    token_ttl: int | None | Clear = None,
+    token_ttl: int | None | Keep = KEEP,
     jwks: Any | None = None,
     jwks_uri: str | None = None,
     max_tokens_per_hour: int | None | Keep = KEEP,
 ) -> Client:
     """Change the given fields; ``audiences`` replaces the whole list, and ``jwks`` or
     ``jwks_uri`` replaces a key client's keys (whichever way they were given before).
-    ``max_tokens_per_hour`` None lifts the quota; left out (``KEEP``), it stays."""
+    ``token_ttl`` None goes back to the server's default lifetime, ``max_tokens_per_hour``
+    None lifts the quota; either left out (``KEEP``) stays as it is."""
     client = get_client(session, client_id)
     if jwks is not None or jwks_uri is not None:
         if client.auth_method != KEY_AUTH_METHOD:
@@ -269,9 +262,7 @@ def update_client(
         client.scope = normalize_scope(scope)
     if audiences is not None:
         client.audiences = normalize_audiences(audiences)
-    if token_ttl is CLEAR:
-        client.token_ttl = None
-    elif token_ttl is not None:
+    if token_ttl is not KEEP:
         client.token_ttl = checked_token_ttl(token_ttl)
     if max_tokens_per_hour is not KEEP:
         client.max_tokens_per_hour = checked_quota(max_tokens_per_hour)
