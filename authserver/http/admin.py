@@ -192,9 +192,7 @@ class AdminApi:
                 name=changes.get("name"),
                 scope=changes.get("scope"),
                 audiences=changes.get("audiences"),
-                token_ttl=registry.CLEAR
-                if "token_ttl" in changes and changes["token_ttl"] is None
-                else changes.get("token_ttl"),
+                token_ttl=changes.get("token_ttl", registry.KEEP),
                 jwks=changes.get("jwks"),
                 jwks_uri=changes.get("jwks_uri"),
                 max_tokens_per_hour=changes.get("max_tokens_per_hour", registry.KEEP),
