@@ -146,7 +146,9 @@ def _oauth_operation(
                 "429": _oauth_error(
                     "Too many failed client authentications for this client id or from this "
                     "address within a minute (IPv6: per /64). While an id is locked, a client "
-                    "with an admin-chosen secret gets this whatever secret it sends.",
+                    "with an admin-chosen secret gets this whatever secret it sends. At the "
+                    "token endpoint also: the client's quota (`max_tokens_per_hour`) is used "
+                    "up for this hour.",
                     "too_many_requests",
                     headers=(RETRY_AFTER,),
                 ),
