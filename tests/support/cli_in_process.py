@@ -23,12 +23,17 @@ from click.testing import CliRunner, Result
 from authserver.cli import context as cli_context
 from authserver.cli import main
 from authserver.config import Settings
+from authserver.extensions import db
 from tests.support.cli import AUTHSERVER, RunCli
 
 InProcessCli = Callable[..., Result]
 
-#: The loggers the ``authserver`` group configures at each start (``configure_json_logs``).
-CLI_LOGGERS = ("authserver.audit",)
+#: Loggers that have no handler when a process starts: the root (so that, as in the console
+#: script, a warning no handler takes goes to stderr through ``logging.lastResort``, not to
+#: pytest's capture) and the one the ``authserver`` group configures (``configure_json_logs``).
+CLI_LOGGERS = ("", "authserver.audit")
+#: The loggers ``db upgrade`` reconfigures (migrations/alembic.ini, through ``fileConfig``).
+ALEMBIC_LOGGERS = ("sqlalchemy", "alembic", "flask_migrate")
 #: The logging module's switches ``configure_json_logs`` turns off for the process.
 _LOGGING_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
 
@@ -53,26 +58,41 @@ def _as_a_fresh_process() -> Iterator[None]:
 
     The group adds a stderr handler to the audit logger once per process (and turns off
     propagation): here it gets none, so it adds one on the runner's stderr, and the audit
-    lines land in the result's stderr as they would in a subprocess's; the test process's
-    own logging (``caplog`` included) is restored after. Each invocation gets its own audit
-    ``request_id``, as each process does.
+    lines land in the result's stderr as they would in a subprocess's. The root logger has
+    no handler either, at its default level, so the operator's warnings reach that stderr
+    too. The test process's own logging (``caplog`` included) is restored after, as are the
+    loggers Alembic's ``fileConfig`` sets. Each invocation gets its own audit
+    ``request_id``, as each process does. The pools of the apps the command made are closed,
+    as a process's exit closes its connections: ``db upgrade`` leaves its pool to the exit,
+    and an open SQLite connection keeps the last writes in the ``-wal`` file, out of a copy
+    of the database file.
     """
     saved_switches = {name: getattr(logging, name) for name in _LOGGING_SWITCHES}
     saved_loggers = []
-    for name in CLI_LOGGERS:
+    for name in (*CLI_LOGGERS, *ALEMBIC_LOGGERS):
         logger = logging.getLogger(name)
-        saved_loggers.append((logger, list(logger.handlers), logger.level, logger.propagate))
-        logger.handlers = []
+        saved_loggers.append(
+            (logger, list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+        )
+        if name in CLI_LOGGERS:
+            logger.handlers = []
+    logging.getLogger().setLevel(logging.WARNING)
     saved_invocation = cli_context._INVOCATION_ID
     cli_context._INVOCATION_ID = f"cli-{uuid.uuid4().hex}"
+    apps_before = set(db._app_engines.keys())
     try:
         yield
     finally:
+        for app, engines in list(db._app_engines.items()):
+            if app not in apps_before:
+                for engine in engines.values():
+                    engine.dispose()
         cli_context._INVOCATION_ID = saved_invocation
-        for logger, handlers, level, propagate in saved_loggers:
+        for logger, handlers, level, propagate, disabled in saved_loggers:
             logger.handlers = handlers
             logger.setLevel(level)
             logger.propagate = propagate
+            logger.disabled = disabled
         for name, value in saved_switches.items():
             setattr(logging, name, value)
 
