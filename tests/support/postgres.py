@@ -130,11 +130,14 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database (a copy of ``template`` when given, which nobody may be connected
+        to); its SQLAlchemy URL."""
+        copy_of = f' TEMPLATE "{template}"' if template is not None else ""
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url(name)
 
     def stop(self) -> None:
