@@ -29,7 +29,7 @@ from authserver.security.keys import KeyStore
 from authserver.services import registry
 from authserver.services.formatting import client_view
 from tests.support import redis as redis_support
-from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.postgres import PostgresServer, memory_temp_dir, running_postgres
 from tests.support.wsgi import serving
 
 ISSUER = "https://auth.example.test"
@@ -38,8 +38,9 @@ ISSUER = "https://auth.example.test"
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server started for this test session from the machine's binaries, with
-    our helper rather than pytest-postgresql (tests/support/postgres.py says why)."""
-    with running_postgres() as server:
+    our helper rather than pytest-postgresql (tests/support/postgres.py says why); its data in
+    shared memory where there is some, so that its test databases cost no disk writes."""
+    with running_postgres(memory_temp_dir()) as server:
         yield server
 
 
@@ -127,21 +128,25 @@ def _migrated_postgres_template(
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each test using this runs once against a SQLite file and once against PostgreSQL.
 
     Empty, unless the test uses ``app``, which migrates it anyway: then it is a copy of the
-    session's migrated database, and the app's ``upgrade_schema`` finds nothing to do.
+    session's migrated database, and the app's ``upgrade_schema`` finds nothing to do. A
+    PostgreSQL database is dropped after its test.
     """
     migrated = "app" in request.fixturenames
     if request.param == "sqlite":
         path = tmp_path / "authserver.db"
         if migrated:
             shutil.copyfile(request.getfixturevalue("_migrated_sqlite_template"), path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
     template = request.getfixturevalue("_migrated_postgres_template") if migrated else None
-    return server.create_database(f"t_{uuid.uuid4().hex[:12]}", template=template)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield server.create_database(name, template=template)
+    server.drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -77,9 +77,11 @@ class PostgresServer:
         return self.base_dir / "data"
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, parent: Path | None = None) -> PostgresServer:
+        """A new server whose temp dir is made in ``parent`` (the system's temp dir when
+        ``None``)."""
         bin_dir = find_bin_dir()
-        base_dir = Path(tempfile.mkdtemp(prefix="authserver-pg-"))
+        base_dir = Path(tempfile.mkdtemp(prefix="authserver-pg-", dir=parent))
         run_as: list[str] = []
         if os.geteuid() == 0:
             account = pwd.getpwnam(UNPRIVILEGED_USER)
@@ -140,6 +142,13 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop ``name``, closing any connection left to it (``WITH (FORCE)``)."""
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
@@ -147,10 +156,24 @@ class PostgresServer:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
+#: Shared memory, where the Linux machines running the tests have it: a server's data there
+#: costs no disk writes (hundreds of test databases of a few MB each, copied from a template).
+# S108: only the parent of a mkdtemp folder (made 0700, with a random name), never a file.
+MEMORY_TEMP_DIR = Path("/dev/shm")  # noqa: S108
+
+
+def memory_temp_dir() -> Path | None:
+    """``MEMORY_TEMP_DIR`` when it is a writable folder here, else ``None`` (the system's
+    temp dir)."""
+    usable = MEMORY_TEMP_DIR.is_dir() and os.access(MEMORY_TEMP_DIR, os.W_OK | os.X_OK)
+    return MEMORY_TEMP_DIR if usable else None
+
+
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """A throw-away server for the block's duration; its data is removed afterwards."""
-    server = PostgresServer.start()
+def running_postgres(parent: Path | None = None) -> Iterator[PostgresServer]:
+    """A throw-away server for the block's duration, its temp dir in ``parent`` (see
+    ``PostgresServer.start``); its data is removed afterwards."""
+    server = PostgresServer.start(parent)
     try:
         yield server
     finally:
