@@ -77,7 +77,12 @@ class PostgresServer:
         return self.base_dir / "data"
 
     @classmethod
-    def start(cls, parent: Path | None = None) -> PostgresServer:
+    def start(cls) -> PostgresServer:
+        """A new server, its temp dir in the system's temp dir."""
+        return cls.start_in(None)
+
+    @classmethod
+    def start_in(cls, parent: Path | None) -> PostgresServer:
         """A new server whose temp dir is made in ``parent`` (the system's temp dir when
         ``None``)."""
         bin_dir = find_bin_dir()
@@ -173,7 +178,7 @@ def memory_temp_dir() -> Path | None:
 def running_postgres(parent: Path | None = None) -> Iterator[PostgresServer]:
     """A throw-away server for the block's duration, its temp dir in ``parent`` (see
     ``PostgresServer.start``); its data is removed afterwards."""
-    server = PostgresServer.start(parent)
+    server = PostgresServer.start_in(parent)
     try:
         yield server
     finally:
