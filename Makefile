@@ -11,11 +11,10 @@ run: $(VENV)/.installed-run
 	exec $(BIN)/authserver serve
 
 # The fast tier first (the OAuth layer in memory, a few seconds): a protocol mistake fails
-# before the real servers start. Then the rest on every core; loadgroup keeps the tests that
-# share a module's server on one worker (tests/conftest.py, pytest_collection_modifyitems).
+# before the real servers start.
 test: $(VENV)/.installed-test
 	$(BIN)/pytest tests/fast -q --confcutdir=tests/fast -p no:hypothesispytest -p no:schemathesis
-	$(BIN)/pytest -n auto --dist loadgroup --ignore=tests/fast
+	$(BIN)/pytest -n auto --ignore=tests/fast
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -56,31 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.redis_exec = bundled
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's ``--dist loadgroup`` (``make test``), the tests of a module that
-    use a fixture made once for the module (a server, a template) run on one worker, so that
-    it is made once rather than once per worker that gets some of them; likewise a module's
-    own session-scoped fixtures (tests/test_packaging.py's wheel and virtualenvs, which the
-    other worker would otherwise wait for). Every other test goes to whichever worker is free.
-
-    Such groups are the longest units of work, so they come first: the single tests left at
-    the end keep both workers busy until the last one.
-    """
-    grouped: set[str] = set()
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        shared = (
-            fixturedef.scope == "module"
-            or (fixturedef.scope == "session" and fixturedef.baseid == module)
-            for fixturedefs in item._fixtureinfo.name2fixturedefs.values()
-            for fixturedef in fixturedefs
-        )
-        if any(shared):
-            item.add_marker(pytest.mark.xdist_group(module))
-            grouped.add(item.nodeid)
-    items.sort(key=lambda item: item.nodeid not in grouped)
-
-
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> RedisExecutor:
     """A Redis server for this session: pytest-redis's ``redis_proc``.
