@@ -29,7 +29,7 @@ from authserver.security.keys import KeyStore
 from authserver.services import registry
 from authserver.services.formatting import client_view
 from tests.support import redis as redis_support
-from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.postgres import PostgresServer, memory_temp_dir, running_postgres
 from tests.support.wsgi import serving
 
 ISSUER = "https://auth.example.test"
@@ -38,8 +38,9 @@ ISSUER = "https://auth.example.test"
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server started for this test session from the machine's binaries, with
-    our helper rather than pytest-postgresql (tests/support/postgres.py says why)."""
-    with running_postgres() as server:
+    our helper rather than pytest-postgresql (tests/support/postgres.py says why); its data in
+    shared memory where there is some, so that its test databases cost no disk writes."""
+    with running_postgres(memory_temp_dir()) as server:
         yield server
 
 
@@ -108,13 +109,44 @@ def migrated_sqlite_url(sqlite_url: str, tmp_path: Path, _migrated_sqlite_templa
     return sqlite_url
 
 
+@pytest.fixture(scope="session")
+def _migrated_postgres_template(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The name of a PostgreSQL database migrated once per session: ``CREATE DATABASE ...
+    TEMPLATE`` copies it faster than Alembic migrates a new one."""
+    name = "authserver_migrated_template"
+    url = postgres.create_database(name)
+    app = create_app(
+        Settings(database_url=url, keys_dir=tmp_path_factory.mktemp("pg-template") / "keys"),
+        with_http=False,
+    )
+    upgrade_schema(app)
+    with app.app_context():
+        db.engine.dispose()
+    return name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each test using this runs once against a SQLite file and once against PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test using this runs once against a SQLite file and once against PostgreSQL.
+
+    Empty, unless the test uses ``app``, which migrates it anyway: then it is a copy of the
+    session's migrated database, and the app's ``upgrade_schema`` finds nothing to do. A
+    PostgreSQL database is dropped after its test.
+    """
+    migrated = "app" in request.fixturenames
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'authserver.db'}"
+        path = tmp_path / "authserver.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("_migrated_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
-    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    template = request.getfixturevalue("_migrated_postgres_template") if migrated else None
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield server.create_database(name, template=template)
+    server.drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 Bounded lifetimes, validated names and audiences, escaped human-readable output, the minimum
 length of admin-chosen secrets, and secret rotation serialised across processes. Everything
-runs against real databases: the console script in real subprocesses, the service layer on
-SQLite and PostgreSQL, the JWKS and introspection over real HTTP.
+runs against real databases: the commands in process (the concurrent rotations in real
+subprocesses), the service layer on SQLite and PostgreSQL, the JWKS and introspection over
+real HTTP.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from tests.support.cli import (
     RunCli,
     assert_one_line_error,
     base_env,
-    make_runner,
     ok,
     ok_json,
     start_authserver,
 )
+from tests.support.cli_in_process import make_in_process_runner
 from tests.support.waiting import wait_until
 from tests.support.wsgi import serving
 
@@ -77,7 +78,7 @@ def write_as_an_older_version(app: Flask, client_id: str, **values: Any) -> None
 @pytest.fixture
 def cli(database_url: str, keys_dir: Path, app: Flask) -> RunCli:
     """``authserver`` against the same database and keys as ``app`` (already migrated)."""
-    return make_runner(base_env(database_url, keys_dir))
+    return make_in_process_runner(base_env(database_url, keys_dir))
 
 
 def views(app: Flask) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.cli import base_env, ok, ok_json, run_authserver
+from tests.support.cli import RunCli, base_env, make_runner, ok, ok_json
+from tests.support.cli_in_process import make_in_process_runner, run_in_process
 from tests.support.server import Server, Servers
 from tests.support.waiting import wait_until
 
@@ -47,13 +48,18 @@ def audit_events(text: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Cli:
-    """Runs ``authserver`` commands and keeps everything they wrote to stderr."""
+    """Runs ``authserver`` commands and keeps everything they wrote to stderr.
+
+    In process by default; ``script`` runs the console script, one process per command.
+    """
 
     env: dict[str, str]
     stderr: list[str] = field(default_factory=list)
+    script: bool = False
 
     def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = ok(run_authserver(self.env, *args, input=input))
+        runner: RunCli = (make_runner if self.script else make_in_process_runner)(self.env)
+        result = ok(runner(*args, input=input))
         self.stderr.append(result.stderr)
         return result
 
@@ -88,7 +94,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, _template_keys_dir: Path) -> d
     directory = tmp_path_factory.mktemp("audit")
     shutil.copytree(_template_keys_dir, directory / "keys")
     env = base_env(f"sqlite:///{directory / 'authserver.db'}", directory / "keys")
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     return env
 
 
@@ -162,8 +168,10 @@ def request_id_of(response: requests.Response) -> str:
 
 
 def test_cli_admin_changes_are_audited_with_the_client_id_and_a_cli_request_id(
-    cli: Cli,
+    env: dict[str, str],
 ) -> None:
+    """Through the console script: the request id is one per process."""
+    cli = Cli(env, script=True)
     created_result = cli.run("clients", "create", "--name", "svc", "--scope", "api", "--json")
     client_id = json.loads(created_result.stdout)["client_id"]
     commands = [

@@ -1,4 +1,11 @@
-"""The ``authserver`` console script, driven in real subprocesses against real databases."""
+"""The ``authserver`` commands against real databases.
+
+What each command does is tested in process (``tests.support.cli_in_process``: the same
+Click group, exit status and stdout/stderr, without a second of imports per command). The
+console script itself, in real subprocesses, gets one test per command group here
+(``db``, ``clients``, ``keys``) and ``python -m authserver``; ``serve`` is run for real in
+tests/test_serve.py.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from tests.support.cli import (
     ok_json,
     run_python_module,
 )
+from tests.support.cli_in_process import make_in_process_runner
 
 KEY_FIELDS = {"kid", "alg", "state", "created_at", "activates_at", "retires_at"}
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -47,6 +55,13 @@ def env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def run_cli(env: dict[str, str]) -> RunCli:
+    """``authserver`` in process."""
+    return make_in_process_runner(env)
+
+
+@pytest.fixture
+def script(env: dict[str, str]) -> RunCli:
+    """``authserver``, the console script, in a subprocess."""
     return make_runner(env)
 
 
@@ -63,12 +78,13 @@ def create(cli: RunCli, *extra: str, name: str = "billing", scope: str = "api") 
 # --- db upgrade ---
 
 
-def test_db_upgrade_creates_the_schema_and_is_idempotent(run_cli: RunCli, tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("clients", "list", "--json"))  # not migrated yet
-    ok(run_cli("db", "upgrade"))
+def test_db_upgrade_creates_the_schema_and_is_idempotent(script: RunCli, tmp_path: Path) -> None:
+    """The ``db`` group through the console script."""
+    assert_one_line_error(script("clients", "list", "--json"))  # not migrated yet
+    ok(script("db", "upgrade"))
     assert (tmp_path / "authserver.db").is_file()
-    ok(run_cli("db", "upgrade"))
-    assert ok_json(run_cli("clients", "list", "--json")) == []
+    ok(script("db", "upgrade"))
+    assert ok_json(script("clients", "list", "--json")) == []
 
 
 def test_command_on_unmigrated_database_exits_1_with_one_line(run_cli: RunCli) -> None:
@@ -197,6 +213,29 @@ def test_secret_stdin_empty_or_non_printable_exits_1_and_creates_nothing(
     )
     assert_one_line_error(result)
     assert ok_json(cli("clients", "list", "--json")) == []
+
+
+def test_the_console_script_runs_clients_commands_with_their_exit_statuses(
+    script: RunCli, migrated_sqlite_url: str
+) -> None:
+    """The ``clients`` group through the console script (the tests around run the same
+    commands in process): 0 with the JSON object, 1 with one line naming an unknown client,
+    2 with Click's usage message, never a traceback."""
+    created = create(script)
+    assert set(created) == CLIENT_FIELDS | {"client_secret"}
+    shown = ok_json(script("clients", "show", created["client_id"], "--json"))
+    assert shown == {k: v for k, v in created.items() if k != "client_secret"}
+
+    unknown = script("clients", "show", "cli_doesnotexist")
+    assert "cli_doesnotexist" in assert_one_line_error(unknown)
+    assert unknown.stdout == ""
+
+    usage = script("clients", "create", "--name", "x", "--scope", "api", "--bogus")
+    assert usage.returncode == 2, usage.stderr
+    assert "Traceback" not in usage.stderr
+    assert "Usage:" in usage.stderr
+    assert "Error:" in usage.stderr
+    assert usage.stdout == ""
 
 
 # --- list / show ---
@@ -412,8 +451,9 @@ def test_usage_error_creates_no_client(cli: RunCli) -> None:
 
 
 def test_keys_list_json_has_the_contract_fields(sqlite_url: str, keys_dir: Path) -> None:
-    run_cli = make_runner(base_env(sqlite_url, keys_dir))
-    result = ok(run_cli("keys", "list", "--json"))
+    """The ``keys`` group through the console script."""
+    script = make_runner(base_env(sqlite_url, keys_dir))
+    result = ok(script("keys", "list", "--json"))
     listed = json.loads(result.stdout)
     assert isinstance(listed, list)
     assert len(listed) == 1
@@ -456,7 +496,7 @@ def test_python_dash_m_authserver_runs_commands(cli: RunCli, env: dict[str, str]
 
 
 def test_client_management_round_trip(database_url: str, tmp_path: Path) -> None:
-    cli = make_runner(base_env(database_url, tmp_path / "keys"))
+    cli = make_in_process_runner(base_env(database_url, tmp_path / "keys"))
     ok(cli("db", "upgrade"))
     created = create(cli, "--audience", "https://a.example.test", "--token-ttl", "120")
     client_id = created["client_id"]

@@ -30,7 +30,8 @@ from authserver.client import (
     HTTPXBearerAuth,
     TokenError,
 )
-from tests.support.cli import ok_json, run_authserver
+from tests.support.cli import ok_json
+from tests.support.cli_in_process import run_in_process
 from tests.support.clock import ManualClock
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
@@ -247,7 +248,7 @@ def test_basic_credentials_are_form_encoded(auth: ServedAuthServer, http: httpx.
     # RFC 6749 §2.3.1: the server form-urldecodes id and secret; unencoded, this secret's
     # ':', '%', '+' and ' ' would reach it changed.
     odd = ok_json(
-        run_authserver(
+        run_in_process(
             auth.server.env, "clients", "create", "--json", "--name", "odd", "--scope", "api",
             "--secret-stdin", input=ODD_SECRET,
         )

@@ -1,4 +1,5 @@
-"""Configuration: ``Settings.from_env`` directly, and bad values through the console script."""
+"""Configuration: ``Settings.from_env`` directly, and bad values through the commands: each
+value in process, and every command (``serve`` included) through the console script."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from authserver.errors import ConfigError
 from tests.support.cli import (
     assert_one_line_error,
     ok_json,
-    run_authserver,
     run_to_exit,
     sqlite_env,
 )
+from tests.support.cli_in_process import run_in_process
 from tests.support.postgres import free_port
 
 # --- Settings.from_env ---
@@ -167,17 +168,26 @@ COMMANDS = {
 }
 
 
+def run_command(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``COMMANDS[command]``: ``serve`` through the console script (in process it would
+    serve in the test if it failed to refuse), the others in process."""
+    if command == "serve":
+        return run_to_exit(COMMANDS[command](), env)
+    return run_in_process(env, *COMMANDS[command]())
+
+
 @pytest.mark.parametrize(("name", "value"), BAD_VALUES, ids=BAD_IDS)
 def test_bad_value_stops_a_command_with_one_line_naming_the_variable(
     tmp_path: Path, name: str, value: str
 ) -> None:
     env = sqlite_env(tmp_path, **{name: value})
-    assert_config_error(run_to_exit(COMMANDS["clients-list"](), env), name)
+    assert_config_error(run_command("clients-list", env), name)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_is_stopped_by_a_bad_value(tmp_path: Path, command: str) -> None:
-    """Validation happens once, before any command runs (one value stands for them all)."""
+    """Validation happens once, before any command runs (one value stands for them all).
+    Through the console script: its one line, exit 1 and no traceback, for every group."""
     env = sqlite_env(tmp_path, AUTHSERVER_ACCESS_TOKEN_TTL="0")
     assert_config_error(run_to_exit(COMMANDS[command](), env), "AUTHSERVER_ACCESS_TOKEN_TTL")
 
@@ -196,10 +206,10 @@ def test_keys_dir_that_cannot_be_created_stops_the_command(
     tmp_path: Path, command: str, kind: str
 ) -> None:
     env = sqlite_env(tmp_path)
-    result = run_to_exit(["db", "upgrade"], env)  # the database itself is fine
+    result = run_in_process(env, "db", "upgrade")  # the database itself is fine
     assert result.returncode == 0, result.stderr
     env["AUTHSERVER_KEYS_DIR"] = str(unusable_keys_dir(tmp_path, kind))
-    assert_config_error(run_to_exit(COMMANDS[command](), env), "AUTHSERVER_KEYS_DIR")
+    assert_config_error(run_command(command, env), "AUTHSERVER_KEYS_DIR")
 
 
 # --- AUTHSERVER_KEY_PASSPHRASE_FILE ---
@@ -304,15 +314,15 @@ def test_keys_encrypted_under_the_file_passphrase_open_with_the_same_passphrase(
     a key written with the file opens with the same value given inline, and not without."""
     env = sqlite_env(tmp_path, AUTHSERVER_SIGNING_ALG="ES256")
     file_env = {**env, FILE_VARIABLE: str(passphrase_file(tmp_path, f"{PASSPHRASE}\n".encode()))}
-    rotated = ok_json(run_authserver(file_env, "keys", "rotate", "--json"))
+    rotated = ok_json(run_in_process(file_env, "keys", "rotate", "--json"))
     (key_path,) = (tmp_path / "keys").glob("*.key.json")
     assert "ENCRYPTED PRIVATE KEY" in key_path.read_text()
 
     inline_env = {**env, "AUTHSERVER_KEY_PASSPHRASE": PASSPHRASE}
-    listed = ok_json(run_authserver(inline_env, "keys", "list", "--json"))
+    listed = ok_json(run_in_process(inline_env, "keys", "list", "--json"))
     assert [key["kid"] for key in listed] == [rotated["kid"]]
     wrong_env = {**env, "AUTHSERVER_KEY_PASSPHRASE": f"{PASSPHRASE}\n"}
-    assert run_authserver(wrong_env, "keys", "list", "--json").returncode == 1
+    assert run_in_process(wrong_env, "keys", "list", "--json").returncode == 1
 
 
 def test_settings_built_directly_take_their_audience_from_their_issuer() -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import ok_json, run_authserver
+from tests.support.cli import ok_json
+from tests.support.cli_in_process import run_in_process
 from tests.support.served import served_auth_server
 from tests.support.waiting import wait_until
 
@@ -158,7 +159,7 @@ def test_routes_cache_the_token_and_verify_it_under_plain_node(
 ) -> None:
     with served_auth_server(tmp_path) as auth:
         web = ok_json(
-            run_authserver(
+            run_in_process(
                 auth.server.env,
                 *("clients", "create", "--json", "--name", "web", "--scope", "api"),
                 "--secret-stdin",

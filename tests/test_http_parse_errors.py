@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cli import run_authserver, sqlite_env
+from tests.support.cli import sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.server import Server, Servers
 
 
@@ -20,7 +21,7 @@ from tests.support.server import Server, Servers
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("parse-errors")
     env = sqlite_env(directory)
-    assert run_authserver(env, "db", "upgrade").returncode == 0
+    assert run_in_process(env, "db", "upgrade").returncode == 0
     with Servers(directory) as servers:
         yield servers.start(env, workers=1)
 

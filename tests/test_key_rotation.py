@@ -24,7 +24,8 @@ import pytest
 import requests
 
 from authserver.security.keys import KeyStore
-from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
+from tests.support.cli import assert_one_line_error, ok, ok_json, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers, serve_to_exit
 from tests.support.waiting import holds_throughout, wait_until
@@ -46,7 +47,7 @@ def rotation_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
-    return ok_json(run_authserver(env, *args))
+    return ok_json(run_in_process(env, *args))
 
 
 def parse_time(value: str) -> float:
@@ -149,7 +150,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     """A migrated SQLite database with one client, made once with the CLI and copied per test."""
     directory = tmp_path_factory.mktemp("rotation-template")
     env = rotation_env(directory)
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     return Template(directory / "authserver.db", create_client(env, "--json"))
 
 
@@ -206,7 +207,7 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
         AUTHSERVER_KEY_PROPAGATION_DELAY=str(DELAY),
         AUTHSERVER_JWKS_MAX_AGE=str(MAX_AGE),
     )
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     instances = [launch(env, 2) for _ in range(2)]
     client = create_client(env, "--json")
     for instance in instances:
@@ -402,7 +403,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert all(i.kids_signing(client) == {old_kid} for i in instances)
 
     # Revoking the active key: the staged key (the newest other published one) signs at once.
-    ok(run_authserver(env, "keys", "revoke", "--", old_kid))
+    ok(run_in_process(env, "keys", "revoke", "--", old_kid))
     wait_until(
         lambda: all(
             old_kid not in i.jwks_kids() and i.kids_signing(client) == {staged_kid}
@@ -416,7 +417,7 @@ def test_revoke_takes_the_key_out_of_signing_and_jwks_on_both_instances(
     assert [(k["kid"], k["state"]) for k in listed] == [(staged_kid, "active")]
 
     # Revoking the only key: a new one is generated and signs at once.
-    ok(run_authserver(env, "keys", "revoke", "--", staged_kid))
+    ok(run_in_process(env, "keys", "revoke", "--", staged_kid))
     listed = cli_json(env, "keys", "list", "--json")
     assert len(listed) == 1, listed
     assert listed[0]["state"] == "active", listed
@@ -440,7 +441,7 @@ def test_revoke_of_an_unknown_kid_exits_1_with_one_stderr_line(
 ) -> None:
     env = copied_env(tmp_path, template, AUTHSERVER_KEYS_DIR=str(keys_dir))
     before = sorted(p.name for p in keys_dir.glob("*" + KEY_SUFFIX))
-    result = run_authserver(env, "keys", "revoke", "no-such-kid")
+    result = run_in_process(env, "keys", "revoke", "no-such-kid")
     assert "no-such-kid" in assert_one_line_error(result)
     assert sorted(p.name for p in keys_dir.glob("*" + KEY_SUFFIX)) == before
 

@@ -30,7 +30,8 @@ from authserver.security.key_database import DatabaseKeyStore
 from authserver.security.key_material import Passphrases
 from authserver.security.keyring import RELOAD_INTERVAL_SECONDS, KeyRing, KeyRingLoader
 from authserver.services import keys as key_service
-from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
+from tests.support.cli import assert_one_line_error, ok, ok_json, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.postgres import PostgresServer
 from tests.support.waiting import holds_throughout, wait_until
 
@@ -229,7 +230,7 @@ def sqlite_database_env(tmp_path: Path) -> dict[str, str]:
         AUTHSERVER_KEY_PASSPHRASE=PASSPHRASE,
         AUTHSERVER_KEY_PASSPHRASE_PREVIOUS=OLD_PASSPHRASE,
     )
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     return env
 
 
@@ -241,22 +242,22 @@ def test_cli_import_copies_a_keys_folder_once_and_lists_like_keys_list(
     active = key_service.rotate_key(old_files, RETENTION, immediate=True)
     staged = key_service.rotate_key(old_files, RETENTION, immediate=False)
 
-    imported = ok_json(run_authserver(sqlite_database_env, "keys", "import", str(folder)))
-    listed = ok_json(run_authserver(sqlite_database_env, "keys", "list", "--json"))
+    imported = ok_json(run_in_process(sqlite_database_env, "keys", "import", str(folder)))
+    listed = ok_json(run_in_process(sqlite_database_env, "keys", "list", "--json"))
     assert imported == listed
     assert [(k["kid"], k["state"]) for k in imported] == [
         (active.kid, "active"),
         (staged.kid, "next"),
     ]
     assert imported[1]["activates_at"] == staged.activates_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    again = ok_json(run_authserver(sqlite_database_env, "keys", "import", str(folder)))
+    again = ok_json(run_in_process(sqlite_database_env, "keys", "import", str(folder)))
     assert again == []
-    assert ok_json(run_authserver(sqlite_database_env, "keys", "list", "--json")) == listed
+    assert ok_json(run_in_process(sqlite_database_env, "keys", "list", "--json")) == listed
     assert not (tmp_path / "keys").exists()  # AUTHSERVER_KEYS_DIR is never created
 
     # Sealed under the current passphrase on the way in: the previous one is not needed.
     current_only = {**sqlite_database_env, "AUTHSERVER_KEY_PASSPHRASE_PREVIOUS": ""}
-    assert ok_json(run_authserver(current_only, "keys", "list", "--json")) == listed
+    assert ok_json(run_in_process(current_only, "keys", "list", "--json")) == listed
 
 
 def test_cli_rewrap_prints_the_count_and_a_lost_key_is_one_line(
@@ -265,12 +266,12 @@ def test_cli_rewrap_prints_the_count_and_a_lost_key_is_one_line(
     url = sqlite_database_env["AUTHSERVER_DATABASE_URL"]
     old = Settings(database_url=url, key_store="database", key_passphrase=OLD_PASSPHRASE)
     key_service.key_store(old).generate("ES256", 2048)
-    result = ok(run_authserver(sqlite_database_env, "keys", "rewrap"))
+    result = ok(run_in_process(sqlite_database_env, "keys", "rewrap"))
     assert "rewrapped 1 of 1 signing keys" in result.stderr
 
     stranger = replace(old, key_passphrase="a passphrase nobody has")
     lost = key_service.key_store(stranger).generate("ES256", 2048)
-    line = assert_one_line_error(run_authserver(sqlite_database_env, "keys", "rewrap"))
+    line = assert_one_line_error(run_in_process(sqlite_database_env, "keys", "rewrap"))
     assert lost.kid in line
     assert PASSPHRASE not in line
 
@@ -279,7 +280,7 @@ def test_cli_import_with_the_files_store_is_one_line(tmp_path: Path) -> None:
     env = sqlite_env(tmp_path)
     folder = tmp_path / "elsewhere"
     folder.mkdir()
-    line = assert_one_line_error(run_authserver(env, "keys", "import", str(folder)))
+    line = assert_one_line_error(run_in_process(env, "keys", "import", str(folder)))
     assert "AUTHSERVER_KEY_STORE=database" in line
 
 

@@ -24,9 +24,9 @@ from tests.support.cli import (
     base_env,
     ok,
     ok_json,
-    run_authserver,
     sqlite_env,
 )
+from tests.support.cli_in_process import run_in_process
 from tests.support.postgres import PostgresServer
 from tests.support.server import Server, Servers, serve_to_exit
 from tests.support.waiting import wait_until
@@ -69,21 +69,21 @@ def test_two_instances_on_the_database_store_share_one_key_and_follow_a_rotation
         AUTHSERVER_KEY_PASSPHRASE="a passphrase for the instances",
         AUTHSERVER_ISSUER=ISSUER,
     )
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     client = ok_json(
-        run_authserver(env, "clients", "create", "--name", "n", "--scope", "api", "--json")
+        run_in_process(env, "clients", "create", "--name", "n", "--scope", "api", "--json")
     )
     with Servers(tmp_path) as servers:
         # Started together on an empty store: one first key between them.
         instances = [servers.start(env, wait=False) for _ in range(2)]
         for instance in instances:
             instance.wait_until_healthy()
-        [key] = ok_json(run_authserver(env, "keys", "list", "--json"))
+        [key] = ok_json(run_in_process(env, "keys", "list", "--json"))
         for instance in instances:
             assert signing_kids(instance, client) == {key["kid"]}
             assert jwks_kids(instance) == {key["kid"]}
 
-        rotated = ok_json(run_authserver(env, "keys", "rotate", "--now", "--json"))
+        rotated = ok_json(run_in_process(env, "keys", "rotate", "--now", "--json"))
         changed_at = time.monotonic()
 
         def everywhere() -> bool:
@@ -131,17 +131,17 @@ def test_cli_on_a_read_only_keys_folder_lists_but_refuses_changes_in_one_line(
     tmp_path: Path,
 ) -> None:
     env = sqlite_env(tmp_path)
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     key = KeyStore(tmp_path / "keys").generate("ES256")
     empty = tmp_path / "empty-keys"
     empty.mkdir(mode=0o700)
     empty_env = {**env, "AUTHSERVER_KEYS_DIR": str(empty)}
     with read_only(tmp_path / "keys"), read_only(empty):
-        [listed] = ok_json(run_authserver(env, "keys", "list", "--json"))
+        [listed] = ok_json(run_in_process(env, "keys", "list", "--json"))
         assert listed["kid"] == key.kid
         for args in (["keys", "rotate"], ["keys", "revoke", "--", key.kid]):
-            line = assert_one_line_error(run_authserver(env, *args))
+            line = assert_one_line_error(run_in_process(env, *args))
             assert line.startswith("Error: AUTHSERVER_KEYS_DIR: cannot write"), line
         line = assert_one_line_error(serve_to_exit(empty_env))
         assert line.startswith("Error: AUTHSERVER_KEYS_DIR: cannot write"), line
-        assert ok_json(run_authserver(env, "keys", "list", "--json")) == [listed]
+        assert ok_json(run_in_process(env, "keys", "list", "--json")) == [listed]

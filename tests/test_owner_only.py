@@ -21,7 +21,8 @@ from authserver.config import Settings
 from authserver.database import SQLITE_SIDE_FILES
 from authserver.extensions import db
 from authserver.security.keys import KeyStore
-from tests.support.cli import assert_one_line_error, ok, ok_json, run_authserver, sqlite_env
+from tests.support.cli import assert_one_line_error, ok, ok_json, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.server import Servers
 
 
@@ -37,7 +38,7 @@ def instance_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_db_upgrade_creates_the_database_0600_in_a_folder_created_0700(tmp_path: Path) -> None:
-    ok(run_authserver(instance_env(tmp_path), "db", "upgrade"))
+    ok(run_in_process(instance_env(tmp_path), "db", "upgrade"))
     assert mode(tmp_path / "instance") == 0o700
     assert mode(tmp_path / "instance" / "authserver.db") == 0o600
 
@@ -46,7 +47,7 @@ def test_db_upgrade_leaves_an_existing_database_folder_as_it_is(tmp_path: Path) 
     """Only a folder the server creates is its own; an existing one may be shared on purpose."""
     (tmp_path / "instance").mkdir(mode=0o755)
     (tmp_path / "instance").chmod(0o755)
-    ok(run_authserver(instance_env(tmp_path), "db", "upgrade"))
+    ok(run_in_process(instance_env(tmp_path), "db", "upgrade"))
     assert mode(tmp_path / "instance") == 0o755
     assert mode(tmp_path / "instance" / "authserver.db") == 0o600
 
@@ -62,7 +63,7 @@ def test_db_upgrade_tightens_a_world_readable_database(
 ) -> None:
     database = tmp_path / "authserver.db"
     database.chmod(0o644)  # as every earlier version left it
-    ok(run_authserver(migrated_env(tmp_path, migrated_sqlite_url), "db", "upgrade"))
+    ok(run_in_process(migrated_env(tmp_path, migrated_sqlite_url), "db", "upgrade"))
     assert mode(database) == 0o600
 
 
@@ -138,7 +139,7 @@ def test_keys_command_tightens_the_keys_folder_and_key_files(
     (key_file,) = keys.glob("*.key.json")
     keys.chmod(0o755)
     key_file.chmod(0o644)
-    ok_json(run_authserver(env, "keys", "list", "--json"))
+    ok_json(run_in_process(env, "keys", "list", "--json"))
     assert mode(keys) == 0o700
     assert mode(key_file) == 0o600
 
@@ -172,7 +173,7 @@ def test_keys_folder_that_cannot_be_tightened_is_a_warning_line_not_a_crash(
         AUTHSERVER_DATABASE_URL=migrated_sqlite_url,
         AUTHSERVER_KEYS_DIR=UNCHANGEABLE_FOLDER,
     )
-    result = run_authserver(env, "keys", "list", "--json")
+    result = run_in_process(env, "keys", "list", "--json")
     assert json.loads(ok(result).stdout) == []
     warning = json.loads(assert_one_line_error(result, status=0))
     assert warning["event"] == "permissions.not_tightened"

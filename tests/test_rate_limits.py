@@ -19,7 +19,8 @@ from authserver.runtime import Runtime
 from authserver.security.failure_limits import FailureLimiter, source_key
 from authserver.security.secrets import ARGON2_CONCURRENCY, MAX_CLIENT_ID_LENGTH
 from tests.conftest import LiveServer, RegisteredClient
-from tests.support.cli import assert_one_line_error, run_authserver, sqlite_env
+from tests.support.cli import assert_one_line_error, sqlite_env
+from tests.support.cli_in_process import run_in_process
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -137,7 +138,7 @@ def test_unusable_storage_url_is_a_configuration_error() -> None:
 def test_bad_ratelimit_setting_stops_the_cli_with_one_line(
     tmp_path: Path, name: str, value: str
 ) -> None:
-    result = run_authserver(sqlite_env(tmp_path, **{name: value}), "clients", "list")
+    result = run_in_process(sqlite_env(tmp_path, **{name: value}), "clients", "list")
     assert name in assert_one_line_error(result)
 
 

@@ -37,7 +37,8 @@ from authserver.resource import (
     cache_max_age,
 )
 from authserver.resource.flask import require_scope
-from tests.support.cli import ok_json, run_authserver
+from tests.support.cli import ok_json
+from tests.support.cli_in_process import run_in_process
 from tests.support.clock import ManualClock
 from tests.support.postgres import free_port
 from tests.support.served import ServedAuthServer, served_auth_server
@@ -541,7 +542,7 @@ def test_key_rotation_needs_one_refetch(
     verifier.verify(old_token)
     assert fetches.jwks == 1
 
-    new_kid = ok_json(run_authserver(auth.server.env, "keys", "rotate", "--now", "--json"))["kid"]
+    new_kid = ok_json(run_in_process(auth.server.env, "keys", "rotate", "--now", "--json"))["kid"]
     assert new_kid != header_of(old_token)["kid"]
 
     def signed_with_the_new_key() -> str | None:

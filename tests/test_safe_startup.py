@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from tests.support.cli import AUTHSERVER, CLI_TIMEOUT_SECONDS, assert_one_line_error, base_env
 from tests.support.postgres import free_port
+from tests.support.waiting import wait_until
 
 HOSTS = 3
 
@@ -106,7 +107,8 @@ def test_serve_refuses_a_database_behind_this_version(database_url: str, tmp_pat
 def test_advisory_lock_is_what_serialises_postgres_upgrades(
     postgres: object, tmp_path: Path
 ) -> None:
-    """While another session holds the lock, ``db upgrade`` waits for it rather than racing."""
+    """While another session holds the lock, ``db upgrade`` waits for it rather than racing:
+    seen blocked on the advisory lock in ``pg_stat_activity``, then done once it is let go."""
     from authserver.schema import UPGRADE_LOCK_KEY
     from tests.support.postgres import PostgresServer
 
@@ -123,8 +125,23 @@ def test_advisory_lock_is_what_serialises_postgres_upgrades(
             stderr=subprocess.PIPE,
             text=True,
         )
-        with pytest.raises(subprocess.TimeoutExpired):
-            waiting.communicate(timeout=3)
+
+        def blocked_on_the_lock() -> bool:
+            if waiting.poll() is not None:
+                pytest.fail("db upgrade went ahead while the lock was held")
+            row = holder.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            ).fetchone()
+            return row == (1,)
+
+        wait_until(
+            blocked_on_the_lock,
+            CLI_TIMEOUT_SECONDS,
+            "db upgrade waiting for the advisory lock",
+            interval=0.1,
+        )
+        assert waiting.poll() is None, "db upgrade went ahead while the lock was held"
         holder.execute("SELECT pg_advisory_unlock(%s)", (UPGRADE_LOCK_KEY,))
         _, stderr = waiting.communicate(timeout=CLI_TIMEOUT_SECONDS)
     assert waiting.returncode == 0, stderr

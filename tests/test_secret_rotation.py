@@ -1,7 +1,8 @@
 """Client secret rotation with a grace period, expiring secrets, and the purge of dead hashes.
 
-The service level runs on SQLite and PostgreSQL; ``authserver clients rotate-secret`` runs as
-a real console script against SQLite. Secrets are always tried at the real token endpoint or
+The service level runs on SQLite and PostgreSQL; ``authserver clients rotate-secret`` runs in
+process (tests/support/cli_in_process.py; tests/test_cli.py runs the console script itself)
+against SQLite. Secrets are always tried at the real token endpoint or
 through ``services.registrations.authenticate``, never by looking at hashes.
 """
 
@@ -29,9 +30,9 @@ from tests.support.cli import (
     RunCli,
     assert_one_line_error,
     base_env,
-    make_runner,
     ok_json,
 )
+from tests.support.cli_in_process import make_in_process_runner
 from tests.support.oauth import once_workers_see_registry_changes
 from tests.support.waiting import wait_until
 
@@ -280,7 +281,7 @@ def test_maintenance_deletes_the_hashes_of_expired_secrets_only(
 @pytest.fixture
 def cli(database_url: str, keys_dir: Path, app: Flask) -> RunCli:
     """``authserver`` against the same database and keys as ``app`` (already migrated)."""
-    return make_runner(base_env(database_url, keys_dir))
+    return make_in_process_runner(base_env(database_url, keys_dir))
 
 
 def cli_create(cli: RunCli, *options: str) -> dict[str, Any]:

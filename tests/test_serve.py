@@ -24,10 +24,10 @@ from tests.support.cli import (
     AUTHSERVER,
     assert_one_line_error,
     ok,
-    run_authserver,
     run_to_exit,
     sqlite_env,
 )
+from tests.support.cli_in_process import run_in_process
 from tests.support.server import (
     STOP_DEADLINE_SECONDS,
     Server,
@@ -43,7 +43,7 @@ KEY_FILE_GLOB = "*.key.json"
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run an ``authserver`` command that must succeed."""
-    return ok(run_authserver(env, *args))
+    return ok(run_in_process(env, *args))
 
 
 def create_client(env: dict[str, str], scope: str = "api") -> dict[str, Any]:

@@ -14,7 +14,8 @@ import requests
 
 from authserver.security import shared_counters
 from authserver.security.shared_counters import PROBE, SharedCounters
-from tests.support.cli import ok, ok_json, run_authserver, sqlite_env
+from tests.support.cli import ok, ok_json, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.clock import ManualClock as Clock
 from tests.support.server import Server, Servers
 
@@ -110,9 +111,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     own address; and a client with a generated secret."""
     tmp_path = tmp_path_factory.mktemp("shared-limits")
     env = sqlite_env(tmp_path, AUTHSERVER_TRUSTED_PROXIES="1")
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     client = ok_json(
-        run_authserver(env, "clients", "create", "--name", "t", "--scope", "api", "--json")
+        run_in_process(env, "clients", "create", "--name", "t", "--scope", "api", "--json")
     )
     with Servers(tmp_path) as servers:
         yield servers.start(env, workers=2), client

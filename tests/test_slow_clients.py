@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.cli import ok, run_authserver, sqlite_env
+from tests.support.cli import ok, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.server import Server, Servers
 
 #: What a well-behaved client may wait for one answer while the attack goes on. Without the
@@ -35,7 +36,7 @@ SLOW_HEAD = b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n"
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return ok(run_authserver(env, *args))
+    return ok(run_in_process(env, *args))
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +188,7 @@ CHOSEN_SECRET = "migrated-secret-0123456789"
 def admin_chosen_client(server: Server, name: str) -> dict[str, Any]:
     """A client whose secret an admin chose: each unremembered check is ~250 ms of Argon2id."""
     result = ok(
-        run_authserver(
+        run_in_process(
             server.env,
             *("clients", "create", "--name", name, "--scope", "api", "--secret-stdin", "--json"),
             input=CHOSEN_SECRET,

@@ -78,8 +78,15 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> PostgresServer:
+        """A new server, its temp dir in the system's temp dir."""
+        return cls.start_in(None)
+
+    @classmethod
+    def start_in(cls, parent: Path | None) -> PostgresServer:
+        """A new server whose temp dir is made in ``parent`` (the system's temp dir when
+        ``None``)."""
         bin_dir = find_bin_dir()
-        base_dir = Path(tempfile.mkdtemp(prefix="authserver-pg-"))
+        base_dir = Path(tempfile.mkdtemp(prefix="authserver-pg-", dir=parent))
         run_as: list[str] = []
         if os.geteuid() == 0:
             account = pwd.getpwnam(UNPRIVILEGED_USER)
@@ -130,12 +137,22 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database (a copy of ``template`` when given, which nobody may be connected
+        to); its SQLAlchemy URL."""
+        copy_of = f' TEMPLATE "{template}"' if template is not None else ""
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name``, closing any connection left to it (``WITH (FORCE)``)."""
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
         try:
@@ -144,10 +161,24 @@ class PostgresServer:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
+#: Shared memory, where the Linux machines running the tests have it: a server's data there
+#: costs no disk writes (hundreds of test databases of a few MB each, copied from a template).
+# S108: only the parent of a mkdtemp folder (made 0700, with a random name), never a file.
+MEMORY_TEMP_DIR = Path("/dev/shm")  # noqa: S108
+
+
+def memory_temp_dir() -> Path | None:
+    """``MEMORY_TEMP_DIR`` when it is a writable folder here, else ``None`` (the system's
+    temp dir)."""
+    usable = MEMORY_TEMP_DIR.is_dir() and os.access(MEMORY_TEMP_DIR, os.W_OK | os.X_OK)
+    return MEMORY_TEMP_DIR if usable else None
+
+
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """A throw-away server for the block's duration; its data is removed afterwards."""
-    server = PostgresServer.start()
+def running_postgres(parent: Path | None = None) -> Iterator[PostgresServer]:
+    """A throw-away server for the block's duration, its temp dir in ``parent`` (see
+    ``PostgresServer.start``); its data is removed afterwards."""
+    server = PostgresServer.start_in(parent)
     try:
         yield server
     finally:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.cli import ok, ok_json, run_authserver, sqlite_env
+from tests.support.cli import ok, ok_json, sqlite_env
+from tests.support.cli_in_process import run_in_process
 from tests.support.server import Server, Servers
 
 
@@ -26,11 +27,11 @@ class ServedAuthServer:
         return f"{self.server.url}/oauth2/token"
 
     def create_client(self, *args: str) -> dict[str, Any]:
-        """``authserver clients create --json ARGS`` (default ``--name test --scope api``);
-        the client object with its one-time ``client_secret``."""
+        """``authserver clients create --json ARGS`` (default ``--name test --scope api``),
+        run in process; the client object with its one-time ``client_secret``."""
         arguments = args or ("--name", "test", "--scope", "api")
         created: dict[str, Any] = ok_json(
-            run_authserver(self.server.env, "clients", "create", "--json", *arguments)
+            run_in_process(self.server.env, "clients", "create", "--json", *arguments)
         )
         return created
 
@@ -38,6 +39,6 @@ class ServedAuthServer:
 @contextmanager
 def served_auth_server(directory: Path, *, workers: int = 1) -> Iterator[ServedAuthServer]:
     env = sqlite_env(directory)
-    ok(run_authserver(env, "db", "upgrade"))
+    ok(run_in_process(env, "db", "upgrade"))
     with Servers(directory) as servers:
         yield ServedAuthServer(servers.start(env, workers=workers))
