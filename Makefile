@@ -12,9 +12,12 @@ run: $(VENV)/.installed-run
 
 # The fast tier first (the OAuth layer in memory, a few seconds): a protocol mistake fails
 # before the real servers start.
+# Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): else
+# every pytest worker rewrites every test module's assertions again, and every server and CLI
+# process a test starts compiles the package from source.
 test: $(VENV)/.installed-test
-	$(BIN)/pytest tests/fast -q --confcutdir=tests/fast -p no:hypothesispytest -p no:schemathesis
-	$(BIN)/pytest -n auto --ignore=tests/fast
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest tests/fast -q --confcutdir=tests/fast -p no:hypothesispytest -p no:schemathesis
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n auto --ignore=tests/fast
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

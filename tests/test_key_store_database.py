@@ -370,18 +370,26 @@ def test_poller_keeps_signing_through_a_postgresql_outage_and_logs_it_once(
     finally:
         postgres.resume()
     rotated = key_service.rotate_key(settings, RETENTION, immediate=True)
+
+    def events() -> list[str]:
+        return [
+            json.loads(r.getMessage())["event"]
+            for r in caplog.records
+            if r.name == "authserver.operator" and r.levelno >= logging.WARNING
+        ]
+
+    # The poller swaps in the new ring, then says the store is readable again: wait for both.
     wait_until(
-        lambda: loader.current().signing_key(datetime.now(UTC)) == rotated,
+        lambda: (
+            loader.current().signing_key(datetime.now(UTC)) == rotated
+            and "signing_key.store_readable" in events()
+        ),
         2 * RELOAD_INTERVAL_SECONDS + 1,
-        "the poller reading the store again after the outage",
+        "the poller reading the store again after the outage, and saying so",
     )
-    events = [
-        json.loads(r.getMessage())["event"]
-        for r in caplog.records
-        if r.name == "authserver.operator" and r.levelno >= logging.WARNING
-    ]
-    assert events.count("signing_key.store_unreadable") == 1, events
-    assert events.count("signing_key.store_readable") == 1, events
+    logged = events()
+    assert logged.count("signing_key.store_unreadable") == 1, logged
+    assert logged.count("signing_key.store_readable") == 1, logged
 
 
 def test_poller_logs_an_undecryptable_database_key_once_and_keeps_the_others(

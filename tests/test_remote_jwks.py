@@ -266,8 +266,9 @@ def pending_future(key_sets: RemoteKeySets, uri: str, kid: str | None = None) ->
     return pending.value.future
 
 
-def fetch_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("jwks-fetch")]
+def fetch_threads(fetcher: RemoteKeySets) -> list[threading.Thread]:
+    """The fetcher's own threads (other tests' apps may have fetchers of their own)."""
+    return [t for t in threading.enumerate() if t.name.startswith(f"{fetcher.thread_name}-")]
 
 
 # -- which uris may be a jwks_uri ---------------------------------------------------------------
@@ -590,7 +591,7 @@ def test_fetches_run_on_at_most_max_concurrent_fetches_daemon_threads(
     futures = [pending_future(fetcher, host.url(f"/jwks?n={n}")) for n in range(5)]
     wait_until(lambda: host.active == 2, PROMPT_SECONDS, "two fetches reach the host")
     holds_throughout(lambda: len(host.requests) == 2, 0.3, "the others wait their turn")
-    threads = fetch_threads()
+    threads = fetch_threads(fetcher)
     assert len(threads) == 2
     assert all(thread.daemon for thread in threads)
     host.gate.set()
@@ -611,7 +612,7 @@ def test_close_fails_the_fetches_in_flight_and_stops_the_threads(
     fetcher.close()
     assert time.monotonic() - started < PROMPT_SECONDS
     assert isinstance(future.exception(timeout=0), KeySetUnavailable)
-    wait_until(lambda: not fetch_threads(), PROMPT_SECONDS, "the fetch threads end")
+    wait_until(lambda: not fetch_threads(fetcher), PROMPT_SECONDS, "the fetch threads end")
     with pytest.raises(KeySetUnavailable, match="closed"):
         fetcher.key_set(host.url("/jwks"), None)
 

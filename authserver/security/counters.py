@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem
@@ -26,6 +26,8 @@ from authserver.errors import ConfigError
 from authserver.security.shared_counters import SharedCounters
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The longest a request waits on a Redis that refuses or hangs, connecting or answering: the
 #: limits then fail open for that request instead of holding it (a hung Redis held each
@@ -116,3 +118,30 @@ class StorageWatch:
         if not self.up:
             self.up = True
             log.warning("%s back: the counter storage answers again", self._what)
+
+
+class FailOpenCounters:
+    """The counters ``storage_url`` names, for ``what`` (the log's words): while the storage
+    does not answer, :meth:`call` answers None (nothing counted, no limit) and the server log
+    says so once, so a Redis outage turns the counting off, not the server."""
+
+    def __init__(
+        self,
+        storage_url: str,
+        *,
+        what: str,
+        shared_file: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._counters = counters_for(storage_url, shared_file=shared_file, clock=clock)
+        self.storage = StorageWatch(what)
+
+    def call(self, work: Callable[[Counters], T]) -> T | None:
+        """``work(counters)``, or None if the storage failed on the way."""
+        try:
+            answer = work(self._counters)
+        except Exception:  # whatever the storage raises
+            self.storage.failed()
+            return None
+        self.storage.answered()
+        return answer

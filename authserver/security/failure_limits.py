@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from limits import RateLimitItemPerMinute
 
-from authserver.security.counters import StorageWatch, counters_for
+from authserver.security.counters import Counters, FailOpenCounters
 
 PER_CLIENT = RateLimitItemPerMinute(10)
 PER_ADDRESS = RateLimitItemPerMinute(50)
@@ -44,47 +44,37 @@ class FailureLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``shared_file``: the table ``authserver serve`` made for its workers (memory only)."""
-        self._counters = counters_for(storage_url, shared_file=shared_file, clock=clock)
-        self._storage = StorageWatch("failed-authentication limits")
+        self._counters = FailOpenCounters(
+            storage_url, what="failed-authentication limits", shared_file=shared_file, clock=clock
+        )
 
     @property
     def storage_up(self) -> bool:
         """False from a storage failure until the storage answers again (the outage)."""
-        return self._storage.up
+        return self._counters.storage.up
 
     def address_retry_after(self, address: str) -> int | None:
         """Seconds until ``address`` may try again, or None while it is under its limit."""
-        try:
-            wait = self._counters.retry_after(PER_ADDRESS, "address", source_key(address))
-        except Exception:  # whatever the storage raises; see _storage_failed
-            self._storage.failed()
-            return None
-        self._storage.answered()
-        return wait
+        key = source_key(address)
+        return self._counters.call(
+            lambda counters: counters.retry_after(PER_ADDRESS, "address", key)
+        )
 
     def client_retry_after(self, client_id: str) -> int | None:
         """Seconds until ``client_id`` is unlocked, or None while it is under its limit."""
-        try:
-            wait = self._counters.retry_after(PER_CLIENT, "client", client_id)
-        except Exception:  # whatever the storage raises; see _storage_failed
-            self._storage.failed()
-            return None
-        self._storage.answered()
-        return wait
+        return self._counters.call(
+            lambda counters: counters.retry_after(PER_CLIENT, "client", client_id)
+        )
 
     def record_failure(self, client_id: str | None, address: str) -> int | None:
         """Count one failed authentication from ``address`` and, unless None, for ``client_id``;
         seconds to wait if that id was already locked (the answer is 429, not 401), else None."""
-        try:
-            self._counters.hit(PER_ADDRESS, "address", source_key(address))
-            wait = (
-                None if client_id is None else self._counters.hit(PER_CLIENT, "client", client_id)
-            )
-        except Exception:  # whatever the storage raises; see _storage_failed
-            self._storage.failed()
-            return None
-        self._storage.answered()
-        return wait
+
+        def count(counters: Counters) -> int | None:
+            counters.hit(PER_ADDRESS, "address", source_key(address))
+            return None if client_id is None else counters.hit(PER_CLIENT, "client", client_id)
+
+        return self._counters.call(count)
 
 
 @functools.lru_cache(maxsize=4096)

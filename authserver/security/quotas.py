@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from limits import RateLimitItem, RateLimitItemPerHour
 
-from authserver.security.counters import StorageWatch, counters_for
+from authserver.security.counters import FailOpenCounters
 
 
 class TokenQuotas:
@@ -30,19 +30,15 @@ class TokenQuotas:
         shared_file: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._counters = counters_for(storage_url, shared_file=shared_file, clock=clock)
-        self._storage = StorageWatch("per-client token quotas")
+        self._counters = FailOpenCounters(
+            storage_url, what="per-client token quotas", shared_file=shared_file, clock=clock
+        )
 
     def take(self, client_id: str, per_hour: int) -> int | None:
         """Count one token for ``client_id``; if it already had ``per_hour`` this hour, count
         nothing and return the seconds until it may have the next one."""
-        try:
-            wait = self._counters.hit(_per_hour(per_hour), "quota", client_id)
-        except Exception:  # whatever the storage raises: quotas off, tokens still issued
-            self._storage.failed()
-            return None
-        self._storage.answered()
-        return wait
+        item = _per_hour(per_hour)
+        return self._counters.call(lambda counters: counters.hit(item, "quota", client_id))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -31,6 +31,7 @@ The errors name the uri without its query string, and never hold the fetched doc
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -57,6 +58,7 @@ from authserver.wellknown import CappedBody, DocumentTooLarge, FetchConnections
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_FETCHER_NUMBERS = itertools.count(1)
 
 #: RFC 7517 §8.5.1's media type first; most hosts serve plain JSON.
 ACCEPT = "application/jwk-set+json, application/json"
@@ -175,6 +177,9 @@ class RemoteDocuments(ABC, Generic[T]):
         self._threads: list[threading.Thread] = []
         self._idle_threads = 0
         self._closed = False
+        #: Its fetch threads' names start with this (one fetcher per kind per worker; a thread
+        #: dump tells them apart).
+        self.thread_name = f"fetch-{type(self).__name__}-{next(_FETCHER_NUMBERS)}"
 
     @abstractmethod
     def _read(self, document: Any, key: str) -> T:
@@ -283,7 +288,9 @@ class RemoteDocuments(ABC, Generic[T]):
             self._idle_threads -= 1  # that thread takes this fetch
         elif len(self._threads) < self._max_threads:
             thread = threading.Thread(
-                target=self._work, name=f"jwks-fetch-{len(self._threads) + 1}", daemon=True
+                target=self._work,
+                name=f"{self.thread_name}-{len(self._threads) + 1}",
+                daemon=True,
             )
             self._threads.append(thread)
             thread.start()
