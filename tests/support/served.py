@@ -37,8 +37,11 @@ class ServedAuthServer:
 
 
 @contextmanager
-def served_auth_server(directory: Path, *, workers: int = 1) -> Iterator[ServedAuthServer]:
-    env = sqlite_env(directory)
+def served_auth_server(
+    directory: Path, *, workers: int = 1, **settings: str
+) -> Iterator[ServedAuthServer]:
+    """``settings``: more ``AUTHSERVER_*`` variables for the server and its CLI."""
+    env = sqlite_env(directory, **settings)
     ok(run_in_process(env, "db", "upgrade"))
     with Servers(directory) as servers:
         yield ServedAuthServer(servers.start(env, workers=workers))
