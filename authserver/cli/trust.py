@@ -19,9 +19,9 @@ from authserver.oauth.federation import (
     FederationRejected,
     WorkloadAssertionVerifier,
     WorkloadIdentity,
-    read_unverified,
 )
 from authserver.oauth.trusts import TrustRule
+from authserver.oauth.unverified import read_unverified
 from authserver.security.issuer_keys import IssuerKeys
 from authserver.services import assertions, registrations, trusts
 from authserver.services.formatting import printable, trust_view

@@ -34,6 +34,7 @@ from joserfc.jws import CompactSignature
 from authserver.oauth.backend import Backend
 from authserver.oauth.clients import PRIVATE_KEY_JWT, OAuthClient
 from authserver.oauth.requests import OAuthFormRequest
+from authserver.oauth.unverified import Unverified
 from authserver.security.client_keys import ASSERTION_ALGORITHMS, verification_key
 from authserver.security.remote_jwks import KeySetUnavailable
 
@@ -63,10 +64,14 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
 
     CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
 
-    def __init__(self, backend: Backend, audiences: Sequence[str]) -> None:
+    def __init__(
+        self, backend: Backend, audiences: Sequence[str], read: Unverified | None = None
+    ) -> None:
+        """``read``: the assertion as client authentication already read it, if it could."""
         super().__init__(validate_jti=True, leeway=LEEWAY_SECONDS)
         self._backend = backend
         self._audiences = list(audiences)
+        self._read = read
 
     def verify(self, request: OAuthFormRequest) -> OAuthClient:
         """The client the request's assertion authenticates; raises :class:`AssertionRejected`."""
@@ -85,6 +90,14 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
         if client.auth_method != PRIVATE_KEY_JWT:
             raise AssertionRejected("the client authenticates with a secret, not private_key_jwt")
         return client
+
+    def extract_assertion(self, assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The header and claims read once already; Authlib's own reading (and its words)
+        only for an assertion that could not be read."""
+        if self._read is None:
+            header, claims = super().extract_assertion(assertion)
+            return header, claims
+        return dict(self._read.header), dict(self._read.claims)
 
     def get_audiences(self) -> list[str]:
         return self._audiences

@@ -41,12 +41,11 @@ from authserver.oauth.errors import (
 from authserver.oauth.federation import (
     WORKLOAD_IDENTITY,
     FederationRejected,
-    Unverified,
     WorkloadAssertionVerifier,
-    read_unverified,
 )
 from authserver.oauth.requests import OAuthFormRequest
 from authserver.oauth.trusts import TrustRule
+from authserver.oauth.unverified import Unverified, read_unverified
 from authserver.security.secrets import MAX_CLIENT_ID_LENGTH, VerifierBusyError
 
 #: Seconds a client told "busy" should wait: about the time a few Argon2id checks take.
@@ -108,13 +107,13 @@ def _authenticate_assertion(
     """
     form = request.payload.data
     assertion = form.get("client_assertion", "")
-    own_key = ClientAssertionVerifier(backend, audiences)
+    token = read_unverified(assertion) if assertion else None
+    own_key = ClientAssertionVerifier(backend, audiences, token)
     try:
         if form.get("client_assertion_type") != JWT_BEARER:
             raise AssertionRejected(f"client_assertion_type is not {JWT_BEARER}")
         if not assertion:
             raise AssertionRejected("client_assertion is missing or empty")
-        token = read_unverified(assertion)
         if token is not None and token.issuer is not None and token.issuer != token.subject:
             trusts = backend.trusts_for(token.issuer)
             if trusts:

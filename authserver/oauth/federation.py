@@ -16,7 +16,6 @@ trust is always a claim the signature covers. The ``jti`` is spent by the caller
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,6 @@ from typing import Any, Protocol
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from joserfc.jws import extract_compact
 
 from authserver.oauth.client_assertion import (
     LEEWAY_SECONDS,
@@ -35,6 +33,7 @@ from authserver.oauth.client_assertion import (
 )
 from authserver.oauth.clients import Actor, OAuthClient
 from authserver.oauth.trusts import TrustRule
+from authserver.oauth.unverified import Unverified
 from authserver.security.client_keys import ASSERTION_ALGORITHMS
 
 #: The audit log's name for this way of authenticating.
@@ -59,45 +58,6 @@ class FederationRejected(AssertionRejected):
         super().__init__(check)
         self.considered = tuple(considered)
         self.chosen = chosen
-
-
-@dataclass(frozen=True)
-class Unverified:
-    """A compact JWS read without checking anything: only to choose how to check it."""
-
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-
-    @property
-    def issuer(self) -> str | None:
-        iss = self.claims.get("iss")
-        return iss if isinstance(iss, str) else None
-
-    @property
-    def subject(self) -> str | None:
-        sub = self.claims.get("sub")
-        return sub if isinstance(sub, str) else None
-
-    @property
-    def audiences(self) -> tuple[str, ...]:
-        aud = self.claims.get("aud")
-        if isinstance(aud, str):
-            return (aud,)
-        if isinstance(aud, list):
-            return tuple(value for value in aud if isinstance(value, str))
-        return ()
-
-
-def read_unverified(assertion: str) -> Unverified | None:
-    """The header and claims as sent, or None if this is no JWS with a JSON object payload."""
-    try:
-        token = extract_compact(assertion.encode("ascii"))
-        claims = json.loads(token.payload)
-    except (JoseError, ValueError, UnicodeError, RecursionError):
-        return None
-    if not isinstance(claims, dict):
-        return None
-    return Unverified(token.headers(), claims)
 
 
 class TrustSource(Protocol):
