@@ -169,7 +169,8 @@ class RemoteDocuments(ABC, Generic[T]):
         self._refetch_interval = refetch_interval
         self._max_threads = max_concurrent_fetches
         self._clock = clock
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._transport = transport
+        self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._jobs: queue.SimpleQueue[_Flight | None] = queue.SimpleQueue()
@@ -241,7 +242,20 @@ class RemoteDocuments(ABC, Generic[T]):
             self._jobs.put(None)
         for thread in threads:
             thread.join(self._timeout + WAIT_MARGIN_SECONDS)
-        self._http.close()
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made at the first fetch: making one loads the CA bundle (~35 ms),
+        which a worker whose clients and trusts never name a key URL should not pay at start."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    transport=self._transport, timeout=self._timeout, follow_redirects=False
+                )
+            return self._client
 
     # -- the cache (every method below that names the lock's state runs under it) -------------
 
@@ -372,7 +386,7 @@ class RemoteDocuments(ABC, Generic[T]):
         deadline = time.monotonic() + self._timeout
         extensions = {"trace": flight.connections.trace}
         try:
-            with self._http.stream(
+            with self._http().stream(
                 "GET", location, headers=_HEADERS, extensions=extensions
             ) as response:
                 if response.status_code != 200:
