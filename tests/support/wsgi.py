@@ -20,7 +20,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 5
 def serving(app: WSGIApplication) -> Iterator[str]:
     """Serve ``app`` and yield its base URL (``http://127.0.0.1:PORT``)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
