@@ -24,7 +24,7 @@ from sqlalchemy import text
 from authserver.cli import main
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.services import declared, registry
+from authserver.services import apply, registry
 from tests.support.cli import base_env, run_authserver
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -310,7 +310,7 @@ def test_an_apply_waits_for_one_in_progress_and_plans_against_its_result(
     outcome: list[Result] = []
     with app.app_context():
         session = db.session()
-        declared.lock(session)  # as another apply does, and then creates "billing"
+        apply.lock(session)  # as another apply does, and then creates "billing"
         registry.create_client(session, name="billing", scope="api")
         waiting = threading.Thread(
             target=lambda: outcome.append(
