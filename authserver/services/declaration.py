@@ -38,17 +38,26 @@ from authserver.services.client_fields import (
 )
 
 SCHEMA_FILE = "config.schema.json"
+#: The longest problem line: its location and enough of the value to recognise it.
+MAX_SHOWN = 400
+TOO_DEEP = "nested too deeply to be a registry of clients and trusts"
+#: YAML's merge key (``<<: *defaults``), whose keys an entry may override: that is its use.
+_YAML_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the file, where it is: ``clients[2].scope``."""
+    """One thing wrong with the file, where it is: ``clients[2].scope``.
+
+    Shown as one line of at most ``MAX_SHOWN`` characters: a message quotes the value it
+    refuses (the schema library's do), and a value may be megabytes long."""
 
     location: str
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        shown = f"{self.location}: {self.message}"
+        return shown if len(shown) <= MAX_SHOWN else shown[:MAX_SHOWN] + "…"
 
 
 class InvalidDeclaration(AuthServerError):
@@ -73,7 +82,8 @@ def schema() -> dict[str, Any]:
 
 def parse(text: str) -> Any:
     """A JSON or YAML document. A key given twice in one object is a problem in either (both
-    parsers would keep the last silently, and a client's second ``scope`` would win unseen)."""
+    parsers would keep the last silently, and a client's second ``scope`` would win unseen).
+    A document nested deeper than Python's recursion limit is one too: no registry is."""
     if not text.strip():
         raise InvalidDeclaration(
             [Problem("file", "empty: a registry is an object of clients and trusts")]
@@ -82,12 +92,16 @@ def parse(text: str) -> Any:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
         raise InvalidDeclaration([Problem("file", str(exc))]) from None
+    except RecursionError:
+        raise InvalidDeclaration([Problem("file", TOO_DEEP)]) from None
     except ValueError:
         pass
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
     except _DuplicateKey as exc:
         raise InvalidDeclaration([Problem("file", str(exc))]) from None
+    except RecursionError:
+        raise InvalidDeclaration([Problem("file", TOO_DEEP)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "file"
@@ -109,10 +123,18 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, refusing a key written twice in it; the keys a merge key brings in
+        are not written here, and the base class refuses a key that cannot be a dict key."""
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _YAML_MERGE:
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                twice = key in seen
+            except TypeError:  # a list or mapping as a key
+                continue
+            if twice:
                 raise _DuplicateKey(
                     f"line {key_node.start_mark.line + 1}: key {key!r} is given twice in one object"
                 )
@@ -179,7 +201,7 @@ def checked(document: Any, environ: Mapping[str, str]) -> Declaration:
         document,
         "clients",
         schema_found,
-        lambda location, sound: _desired_client(location, sound, environ, problems),
+        lambda location, sound, faulty: _desired_client(location, sound, faulty, environ, problems),
     )
     written = {
         name.strip(" ")
@@ -190,7 +212,7 @@ def checked(document: Any, environ: Mapping[str, str]) -> Declaration:
         document,
         "trusts",
         schema_found,
-        lambda location, sound: _desired_trust(location, sound, written, problems),
+        lambda location, sound, _: _desired_trust(location, sound, written, problems),
     )
     declared = Declaration(clients, desired_trusts)
     problems.extend(_conflicts(declared, document))
@@ -203,16 +225,16 @@ def _each_sound(
     document: dict[str, Any],
     kind: str,
     schema_found: list[Problem],
-    build: Callable[[str, dict[str, Any]], Desired | None],
+    build: Callable[[str, dict[str, Any], set[str]], Desired | None],
 ) -> list[Desired]:
-    """``build`` run on the sound fields of each entry of ``kind``; what it makes of the
-    entries the schema found no fault in at all."""
+    """``build`` run on the sound fields of each entry of ``kind`` (and told the names of the
+    faulty ones); what it makes of the entries the schema found no fault in at all."""
     built = []
     for index, entry in enumerate(_entries(document, kind)):
         location = f"{kind}[{index}]"
         sound = _sound_fields(location, entry, schema_found)
         if sound is not None:
-            desired = build(location, sound)
+            desired = build(location, sound, set(entry) - set(sound))
             if desired is not None and len(sound) == len(entry):
                 built.append(desired)
     return built
@@ -297,24 +319,23 @@ class _Located:
 
 
 def _desired_client(
-    location: str, entry: dict[str, Any], environ: Mapping[str, str], problems: list[Problem]
+    location: str,
+    entry: dict[str, Any],
+    faulty: set[str],
+    environ: Mapping[str, str],
+    problems: list[Problem],
 ) -> DesiredClient | None:
-    """``entry`` (its sound fields) checked by the CLI's rules; None if any is refused."""
+    """``entry`` (its sound fields) checked by the CLI's rules; None if any is refused.
+
+    The rules between the method and the keys or secret are left to a later run when the
+    schema refused one of those fields (``faulty``): judged without it, they would report a
+    second, wrong problem (a key client "without" the keys it gave in the wrong shape)."""
     at = _Located(location, problems)
     method = entry.get("token_endpoint_auth_method", SECRET_AUTH_METHOD)
     jwks, jwks_uri, secret_env = entry.get("jwks"), entry.get("jwks_uri"), entry.get("secret_env")
     secret = None
-    if method == KEY_AUTH_METHOD:
-        if secret_env is not None:
-            at.check("secret_env", _refuse, "a private_key_jwt client has keys, not a secret")
-        given = "jwks_uri" if jwks is None and jwks_uri is not None else "jwks"
-        jwks, jwks_uri = at.check(given, key_source, jwks, jwks_uri) or (None, None)
-    else:
-        for name in ("jwks", "jwks_uri"):
-            if entry.get(name) is not None:
-                at.check(name, _refuse, "only a private_key_jwt client has keys")
-        if secret_env is not None:
-            secret = at.check("secret_env", _secret_from, secret_env, environ)
+    if not faulty & {"token_endpoint_auth_method", "jwks", "jwks_uri", "secret_env"}:
+        jwks, jwks_uri, secret = _credentials(at, method, jwks, jwks_uri, secret_env, environ)
     desired = DesiredClient(
         location=location,
         name=at.check("name", normalize_name, entry.get("name", "-")),
@@ -332,6 +353,29 @@ def _desired_client(
         secret=secret,
     )
     return None if at.failed else desired
+
+
+def _credentials(
+    at: _Located,
+    method: str,
+    jwks: dict[str, Any] | None,
+    jwks_uri: str | None,
+    secret_env: str | None,
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """A key client's keys, checked, or a secret client's secret from ``secret_env``."""
+    if method == KEY_AUTH_METHOD:
+        if secret_env is not None:
+            at.check("secret_env", _refuse, "a private_key_jwt client has keys, not a secret")
+        given = "jwks_uri" if jwks is None and jwks_uri is not None else "jwks"
+        jwks, jwks_uri = at.check(given, key_source, jwks, jwks_uri) or (None, None)
+        return jwks, jwks_uri, None
+    for name, value in (("jwks", jwks), ("jwks_uri", jwks_uri)):
+        if value is not None:
+            at.check(name, _refuse, "only a private_key_jwt client has keys")
+    if secret_env is None:
+        return jwks, jwks_uri, None
+    return jwks, jwks_uri, at.check("secret_env", _secret_from, secret_env, environ)
 
 
 def _refuse(message: str) -> None:
