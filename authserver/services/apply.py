@@ -81,6 +81,9 @@ class Change:
 
 @dataclass
 class Plan:
+    """Every object's change, in the order they are shown: the file's clients, its trusts,
+    then (with ``prune``) the deletions; ``summary`` is what ``apply --json`` counts."""
+
     changes: list[Change]
     #: Objects in the database and not in the file, kept because apply was not told to prune.
     kept: int = 0

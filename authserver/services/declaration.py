@@ -148,6 +148,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no 
 
 @dataclass(frozen=True)
 class DesiredClient:
+    """A client entry, checked and normalised as the CLI stores it, so that the plan compares
+    like with like; ``location`` is where the file has it, for problems only the database
+    shows, and ``secret`` the value ``secret_env`` names (never written anywhere else)."""
+
     location: str
     name: str
     scope: str
@@ -164,6 +168,8 @@ class DesiredClient:
 
 @dataclass(frozen=True)
 class DesiredTrust:
+    """A trust entry, checked; ``client`` is a client's name, which the plan resolves."""
+
     location: str
     client: str
     issuer: str
@@ -184,6 +190,8 @@ Desired = TypeVar("Desired", DesiredClient, DesiredTrust)
 
 @dataclass(frozen=True)
 class Declaration:
+    """A whole file that passed every check that does not need the database."""
+
     clients: list[DesiredClient]
     trusts: list[DesiredTrust]
 
