@@ -22,6 +22,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import text
 
 from authserver.cli import main
+from authserver.cli.apply import MAX_FILE_BYTES
 from authserver.config import Settings
 from authserver.extensions import db
 from authserver.services import apply, registry
@@ -616,6 +617,16 @@ def test_a_problem_quoting_a_huge_value_is_one_short_line(cli: Cli, write: Any) 
 
     assert line.startswith("Error: clients[0].name: 'nnn")
     assert len(line) < 500
+
+
+@SQLITE_ONLY
+def test_the_size_limit_counts_bytes_not_characters(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text("# " + "é" * (MAX_FILE_BYTES // 2 + 1), encoding="utf-8")
+
+    (line,) = problems_of(cli("apply", str(path)))
+
+    assert line == f"Error: the file is over {MAX_FILE_BYTES} bytes"
 
 
 @SQLITE_ONLY

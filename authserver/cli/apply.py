@@ -35,13 +35,13 @@ EVENTS = {
 
 
 @click.command("apply")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--prune", is_flag=True, help="Also delete the clients and trusts the file does not list."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> None:
+def apply_command(file: IO[bytes], dry_run: bool, prune: bool, as_json: bool) -> None:
     """Make the registry hold the clients and trusts FILE declares (YAML or JSON; - reads
     stdin): create what is missing, update what differs and, with --prune, delete the rest.
 
@@ -49,14 +49,15 @@ def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> N
     and nothing is changed. The changes are made in one transaction. A new client's generated
     secret is printed once.
     """
+    data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise click.ClickException(f"the file is over {MAX_FILE_BYTES} bytes")
     try:
-        text = file.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise click.ClickException(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
-    if len(text) > MAX_FILE_BYTES:
-        raise click.ClickException(f"the file is over {MAX_FILE_BYTES} bytes")
     try:
         wanted = declaration.checked(declaration.parse(text), os.environ)
         with app_context():
