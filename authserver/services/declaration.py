@@ -17,7 +17,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -163,7 +163,7 @@ class DesiredClient:
     jwks_uri: str | None
     max_tokens_per_hour: int | None
     secret_env: str | None
-    secret: str | None
+    secret: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
