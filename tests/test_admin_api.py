@@ -328,9 +328,10 @@ def test_unknown_paths_ids_and_methods_are_problems(admin: Admin) -> None:
         # PostgreSQL refuses a NUL in text with an error: not an outage, no such object.
         body = {"scope": "api"} if method == "PATCH" else None
         assert_problem(admin.call(method, path, json=body), 404)
-    ghost = {"client_id": "a\x00b", "issuer": "https://issuer.example", "subject": "s",
-             "audience": "a"}  # fmt: skip
-    assert_problem(admin.call("POST", "/trusts", json=ghost), 422)
+    for unstorable in ("a\x00b", "a\ud800"):  # sent as JSON escapes: NUL, a lone surrogate
+        ghost = {"client_id": unstorable, "issuer": "https://issuer.example", "subject": "s",
+                 "audience": "a"}  # fmt: skip
+        assert_problem(admin.call("POST", "/trusts", json=ghost), 422)
     refused = admin.call("PUT", "/clients")
     assert_problem(refused, 405)
     assert refused.headers["Allow"] == "GET, HEAD, POST"

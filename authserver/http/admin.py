@@ -322,9 +322,16 @@ def _domain_errors(*, unknown_client: int = 404) -> Iterator[None]:
 
 
 def _storable(text: str) -> bool:
-    """Whether ``text`` can name a stored object at all. PostgreSQL refuses a NUL in text with
-    an error, which would otherwise be answered as a database outage (503); no id holds one."""
-    return "\x00" not in text
+    """Whether ``text`` can name a stored object at all; no id holds anything else. PostgreSQL
+    refuses a NUL in text with an error, which would be answered as a database outage (503),
+    and a lone surrogate (``"\\ud800"`` is valid JSON) cannot even be encoded for a query."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sentence(exc: Exception) -> str:
