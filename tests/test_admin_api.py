@@ -321,6 +321,17 @@ def test_unknown_paths_ids_and_methods_are_problems(admin: Admin) -> None:
     assert_problem(admin.call("POST", "/clients/unknown/rotate-secret"), 404)
     assert_problem(admin.call("GET", "/trusts/trs_unknown"), 404)
     assert_problem(admin.call("POST", "/keys/unknown/revoke"), 404)
+    for method, path in [("GET", "/clients/a%00b"), ("PATCH", "/clients/a%00b"),
+                         ("DELETE", "/clients/a%00b"), ("POST", "/clients/a%00b/rotate-secret"),
+                         ("GET", "/trusts/a%00b"), ("DELETE", "/trusts/a%00b"),
+                         ("POST", "/keys/a%00b/revoke")]:  # fmt: skip
+        # PostgreSQL refuses a NUL in text with an error: not an outage, no such object.
+        body = {"scope": "api"} if method == "PATCH" else None
+        assert_problem(admin.call(method, path, json=body), 404)
+    for unstorable in ("a\x00b", "a\ud800"):  # sent as JSON escapes: NUL, a lone surrogate
+        ghost = {"client_id": unstorable, "issuer": "https://issuer.example", "subject": "s",
+                 "audience": "a"}  # fmt: skip
+        assert_problem(admin.call("POST", "/trusts", json=ghost), 422)
     refused = admin.call("PUT", "/clients")
     assert_problem(refused, 405)
     assert refused.headers["Allow"] == "GET, HEAD, POST"

@@ -22,9 +22,10 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import text
 
 from authserver.cli import main
+from authserver.cli.apply import MAX_FILE_BYTES
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.services import declared, registry
+from authserver.services import apply, registry
 from tests.support.cli import base_env, run_authserver
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -310,7 +311,7 @@ def test_an_apply_waits_for_one_in_progress_and_plans_against_its_result(
     outcome: list[Result] = []
     with app.app_context():
         session = db.session()
-        declared.lock(session)  # as another apply does, and then creates "billing"
+        apply.lock(session)  # as another apply does, and then creates "billing"
         registry.create_client(session, name="billing", scope="api")
         waiting = threading.Thread(
             target=lambda: outcome.append(
@@ -554,8 +555,13 @@ def test_a_private_key_in_jwks_is_refused_with_its_location(cli: Cli, write: Any
         ('{"clients": [', "neither JSON nor YAML"),
         ("- a\n- b\n", "is not of type 'object'"),
         ("\n", "file: empty"),
+        ("[" * 100_000, "file: nested too deeply"),
+        ("clients: " + "[" * 5_000 + "]" * 5_000, "file: nested too deeply"),
+        ("clients:\n  - ? [name]\n    : a\n", "line 2: neither JSON nor YAML: found unhashable"),
     ],
-)
+    ids=["twice-yaml", "twice-json", "broken", "list", "empty", "deep-json", "deep-yaml",
+         "unhashable-key"],
+)  # fmt: skip
 def test_a_file_that_is_no_registry_is_one_line(
     cli: Cli, tmp_path: Path, content: str, message: str
 ) -> None:
@@ -565,6 +571,62 @@ def test_a_file_that_is_no_registry_is_one_line(
     (line,) = problems_of(cli("apply", str(path)))
 
     assert message in line
+
+
+@SQLITE_ONLY
+def test_yaml_anchors_and_merge_keys_are_taken(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(
+        "clients:\n"
+        "  - &defaults {name: billing, scope: api, token_ttl: 600}\n"
+        "  - <<: *defaults\n"
+        "    name: batch\n"
+    )
+
+    plan = applied(cli, str(path))
+
+    assert actions(plan) == [("create", "client", "billing"), ("create", "client", "batch")]
+    assert clients_by_name(cli)["batch"]["token_ttl"] == 600
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("client", "location"),
+    [
+        ({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": 5}},
+         "clients[0].jwks.keys"),
+        ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": 5}, "clients[0].jwks_uri"),
+        ({"token_endpoint_auth_method": "private-key-jwt", "jwks_uri": "https://keys.example/k",
+          "secret_env": "UNSET_VARIABLE"}, "clients[0].token_endpoint_auth_method"),
+    ],
+    ids=["jwks", "jwks_uri", "method"],
+)  # fmt: skip
+def test_a_credential_field_the_schema_refuses_is_the_one_problem_of_its_entry(
+    cli: Cli, write: Any, client: dict[str, Any], location: str
+) -> None:
+    (line,) = problems_of(cli("apply", write({"clients": [{**VALID_CLIENT, **client}]})))
+
+    assert line.startswith(f"Error: {location}: ")
+
+
+@SQLITE_ONLY
+def test_a_problem_quoting_a_huge_value_is_one_short_line(cli: Cli, write: Any) -> None:
+    huge = {**VALID_CLIENT, "name": "n" * 100_000}
+
+    (line,) = problems_of(cli("apply", write({"clients": [huge]})))
+
+    assert line.startswith("Error: clients[0].name: 'nnn")
+    assert len(line) < 500
+
+
+@SQLITE_ONLY
+def test_the_size_limit_counts_bytes_not_characters(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text("# " + "é" * (MAX_FILE_BYTES // 2 + 1), encoding="utf-8")
+
+    (line,) = problems_of(cli("apply", str(path)))
+
+    assert line == f"Error: the file is over {MAX_FILE_BYTES} bytes"
 
 
 @SQLITE_ONLY

@@ -1,7 +1,8 @@
 """``authserver apply FILE`` and ``authserver export``: clients and trusts as code.
 
-``apply`` makes the registry hold what a file declares, in one transaction, after checking the
-whole file (services/declared.py); ``export`` prints the registry as such a file.
+``apply`` checks the whole file (services/declaration.py), then plans the changes against the
+database and makes them in one transaction (services/apply.py); ``export`` prints the
+registry as such a file (services/export.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 
 from authserver.cli.context import app_context, audit, emit_json
 from authserver.extensions import db
-from authserver.services import declared
+from authserver.services import apply, declaration, export
 from authserver.services.formatting import printable
 
 #: A registry file of thousands of clients is well under this; a larger one is a mistake.
@@ -24,23 +25,23 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 
 #: The audit event of each applied change, as the CLI's own commands write them.
 EVENTS = {
-    ("client", declared.CREATE): "client.created",
-    ("client", declared.UPDATE): "client.updated",
-    ("client", declared.DELETE): "client.deleted",
-    ("trust", declared.CREATE): "trust.added",
-    ("trust", declared.UPDATE): "trust.updated",
-    ("trust", declared.DELETE): "trust.deleted",
+    ("client", apply.CREATE): "client.created",
+    ("client", apply.UPDATE): "client.updated",
+    ("client", apply.DELETE): "client.deleted",
+    ("trust", apply.CREATE): "trust.added",
+    ("trust", apply.UPDATE): "trust.updated",
+    ("trust", apply.DELETE): "trust.deleted",
 }
 
 
 @click.command("apply")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option(
     "--prune", is_flag=True, help="Also delete the clients and trusts the file does not list."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> None:
+def apply_command(file: IO[bytes], dry_run: bool, prune: bool, as_json: bool) -> None:
     """Make the registry hold the clients and trusts FILE declares (YAML or JSON; - reads
     stdin): create what is missing, update what differs and, with --prune, delete the rest.
 
@@ -48,44 +49,45 @@ def apply_command(file: IO[str], dry_run: bool, prune: bool, as_json: bool) -> N
     and nothing is changed. The changes are made in one transaction. A new client's generated
     secret is printed once.
     """
+    data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise click.ClickException(f"the file is over {MAX_FILE_BYTES} bytes")
     try:
-        text = file.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise click.ClickException(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
-    if len(text) > MAX_FILE_BYTES:
-        raise click.ClickException(f"the file is over {MAX_FILE_BYTES} bytes")
     try:
-        wanted = declared.checked(declared.parse(text), os.environ)
+        wanted = declaration.checked(declaration.parse(text), os.environ)
         with app_context():
             session = db.session()
-            planned = declared.plan(session, wanted, prune=prune)
+            planned = apply.plan(session, wanted, prune=prune)
             if not dry_run and planned.changes_anything:
-                declared.execute(session, planned)
+                apply.execute(session, planned)
                 session.commit()
                 _audit(planned)
-    except declared.InvalidDeclaration as invalid:
+    except declaration.InvalidDeclaration as invalid:
         for problem in invalid.problems:
             click.echo(f"Error: {printable(str(problem))}", err=True)
         sys.exit(1)
     _report(planned, dry_run=dry_run, as_json=as_json)
 
 
-def _audit(planned: declared.Plan) -> None:
+def _audit(planned: apply.Plan) -> None:
     for change in planned.changes:
         event = EVENTS.get((change.kind, change.action))
         if event is None:
             continue
         details: dict[str, Any] = {}
-        if change.action == declared.UPDATE:
+        if change.action == apply.UPDATE:
             details["fields"] = change.fields
         if change.kind == "trust":
             details["trust_id"] = change.trust_id
         audit(event, change.client_id, source="apply", **details)
 
 
-def _report(planned: declared.Plan, *, dry_run: bool, as_json: bool) -> None:
+def _report(planned: apply.Plan, *, dry_run: bool, as_json: bool) -> None:
     if as_json:
         emit_json(
             {
@@ -105,7 +107,7 @@ def _report(planned: declared.Plan, *, dry_run: bool, as_json: bool) -> None:
         click.echo("Store the secrets now: they are shown only this once.", err=True)
 
 
-def _line(change: declared.Change) -> str:
+def _line(change: apply.Change) -> str:
     """``update client billing (scope, audiences)``; a trust is named by what it accepts."""
     subject = printable(change.name)
     if change.kind == "trust" and change.trust is not None:
@@ -116,19 +118,19 @@ def _line(change: declared.Change) -> str:
     return f"{change.action} {change.kind} {subject}{fields}"
 
 
-def _summary_line(planned: declared.Plan, dry_run: bool) -> str:
+def _summary_line(planned: apply.Plan, dry_run: bool) -> str:
     counts = planned.summary()
     told = ", ".join(
         f"{counts[action]} {'to ' + action if dry_run else past}"
         for action, past in (
-            (declared.CREATE, "created"),
-            (declared.UPDATE, "updated"),
-            (declared.DELETE, "deleted"),
+            (apply.CREATE, "created"),
+            (apply.UPDATE, "updated"),
+            (apply.DELETE, "deleted"),
         )
     )
     kept = f", {counts['not_in_file']} not in the file (kept)" if counts["not_in_file"] else ""
     head = "dry run, nothing changed:" if dry_run else "applied:"
-    return f"{head} {told}, {counts[declared.UNCHANGED]} unchanged{kept}"
+    return f"{head} {told}, {counts[apply.UNCHANGED]} unchanged{kept}"
 
 
 @click.command("export")
@@ -137,7 +139,7 @@ def export_command(as_json: bool) -> None:
     """Print the clients and trusts as a file for `authserver apply` (YAML; no secrets, ids
     or times): applying it changes nothing."""
     with app_context():
-        document, warnings = declared.export(db.session())
+        document, warnings = export.export(db.session())
     for warning in warnings:
         click.echo(f"Warning: {printable(warning)}", err=True)
     if as_json:

@@ -120,6 +120,8 @@ class AdminApi:
         try:
             operation, arguments = self._match()
             caller = self._authorizer.caller(request.headers.get("Authorization"))
+            if not all(map(_storable, arguments.values())):
+                raise _not_found("No such client, key or trust.")
             return operation(self, caller, arguments)
         except Problem as problem:
             _rollback()
@@ -270,6 +272,8 @@ class AdminApi:
     def add_trust(self, caller: AdminCaller, _: dict[str, str]) -> Response:
         body = _body(admin_schemas.TRUST_CREATE)
         with _domain_errors(unknown_client=422):
+            if not _storable(body["client_id"]):
+                raise ClientNotFound(body["client_id"])
             trust = trusts.add_trust(
                 db.session(),
                 client_id=body["client_id"],
@@ -315,6 +319,19 @@ def _domain_errors(*, unknown_client: int = 404) -> Iterator[None]:
         raise Problem(
             503, "The signing-key store cannot be used now (see the server log)."
         ) from None
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` can name a stored object at all; no id holds anything else. PostgreSQL
+    refuses a NUL in text with an error, which would be answered as a database outage (503),
+    and a lone surrogate (``"\\ud800"`` is valid JSON) cannot even be encoded for a query."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sentence(exc: Exception) -> str:

@@ -14,26 +14,47 @@ their form fields (``client_id``/``client_secret``, ``client_assertion_type``/
 ``client_assertion``).
 
 The admin API (``/admin/v1/``) is described too unless ``AUTHSERVER_ADMIN_API=off``, when it is
-not served either: so there are two documents, each built once. Its request-body schemas are
-the very ones the API checks requests against (``http/admin_schemas.py``).
+not served either: so there are two documents, each built once, assembled here from the public
+endpoints below and the admin API's part (:mod:`authserver.http.openapi_admin`).
 """
 
 from __future__ import annotations
 
 import json
 from importlib import metadata
-from typing import Any
 
 from flask import Response
 
-from authserver.config import MAX_BODY_BYTES, SUPPORTED_ALGS
-from authserver.http import admin_schemas, routes
+from authserver.config import MAX_BODY_BYTES
+from authserver.http import routes
+from authserver.http.openapi_admin import (
+    ADMIN_HEADERS,
+    ADMIN_PATHS,
+    ADMIN_SCHEMAS,
+    ADMIN_SECURITY_SCHEMES,
+)
+from authserver.http.openapi_parts import (
+    ALLOW,
+    CHALLENGE,
+    ETAG,
+    JSON,
+    JWKS_CACHE,
+    MAYBE_RETRY_AFTER,
+    NO_STORE,
+    PRAGMA,
+    PUBLIC_CACHE,
+    RETRY_AFTER,
+    STRING,
+    STRINGS,
+    Header,
+    JsonObject,
+    header_refs,
+    json_response,
+    ref,
+    string_header,
+)
 from authserver.oauth.clients import AUTH_METHODS, GRANT_TYPE
-from authserver.services.client_fields import AUTH_METHODS as AUTH_METHODS_REGISTERED
 
-JsonObject = dict[str, Any]
-
-JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 #: Public, rarely changing documents: the metadata and this description.
 CACHE_AN_HOUR = "public, max-age=3600"
@@ -46,47 +67,15 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _ref(kind: str, name: str) -> JsonObject:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-#: Response headers as (header name, component name): several components describe the one
-#: ``Cache-Control`` header, whose value depends on the endpoint.
-Header = tuple[str, str]
-REQUEST_ID: Header = ("X-Request-ID", "RequestId")
-NO_STORE: Header = ("Cache-Control", "CacheControlNoStore")
-PRAGMA: Header = ("Pragma", "PragmaNoCache")
-JWKS_CACHE: Header = ("Cache-Control", "CacheControlJwks")
-PUBLIC_CACHE: Header = ("Cache-Control", "CacheControlPublic")
-ETAG: Header = ("ETag", "ETag")
-CHALLENGE: Header = ("WWW-Authenticate", "BasicChallenge")
-RETRY_AFTER: Header = ("Retry-After", "RetryAfter")
-MAYBE_RETRY_AFTER: Header = ("Retry-After", "RetryAfterWhenKnown")
-ALLOW: Header = ("Allow", "AllowPost")
-
-
-def _headers(*headers: Header) -> JsonObject:
-    """The response's headers; ``X-Request-ID`` accompanies every response."""
-    return {name: _ref("headers", component) for name, component in (REQUEST_ID, *headers)}
-
-
-def _json_response(description: str, schema: JsonObject, *headers: Header) -> JsonObject:
-    return {
-        "description": description,
-        "headers": _headers(*headers),
-        "content": {JSON: {"schema": schema}},
-    }
-
-
 def _oauth_error(description: str, *codes: str, headers: tuple[Header, ...] = ()) -> JsonObject:
     """An RFC 6749 §5.2 error response whose ``error`` is one of ``codes``."""
     schema = {
         "allOf": [
-            _ref("schemas", "OAuthError"),
+            ref("schemas", "OAuthError"),
             {"properties": {"error": {"enum": list(codes)}}},
         ]
     }
-    return _json_response(description, schema, NO_STORE, PRAGMA, *headers)
+    return json_response(description, schema, NO_STORE, PRAGMA, *headers)
 
 
 def _oauth_operation(
@@ -111,7 +100,7 @@ def _oauth_operation(
                 "required": True,
                 "content": {
                     FORM: {
-                        "schema": _ref("schemas", request_schema),
+                        "schema": ref("schemas", request_schema),
                         "encoding": {"resource": {"style": "form", "explode": True}},
                         "examples": {"client_secret_basic": {"value": example}},
                     }
@@ -183,10 +172,10 @@ def _jwks_operation(operation_id: str, summary: str) -> JsonObject:
                 }
             ],
             "responses": {
-                "200": _json_response("The JWK Set.", _ref("schemas", "JwkSet"), JWKS_CACHE, ETAG),
+                "200": json_response("The JWK Set.", ref("schemas", "JwkSet"), JWKS_CACHE, ETAG),
                 "304": {
                     "description": "The caller's cached copy is current.",
-                    "headers": _headers(JWKS_CACHE, ETAG),
+                    "headers": header_refs(JWKS_CACHE, ETAG),
                 },
             },
         }
@@ -204,16 +193,10 @@ def _probe(operation_id: str, summary: str, responses: JsonObject) -> JsonObject
     }
 
 
-def _string_header(description: str, schema: JsonObject, *, required: bool = True) -> JsonObject:
-    return {"description": description, "required": required, "schema": schema}
-
-
-_STRING = {"type": "string"}
-_STRINGS = {"type": "array", "items": _STRING}
 _URI = {"type": "string", "format": "uri"}
 #: An empty form value counts as omitted (RFC 6749 §3.1), so "" is accepted where a URI is.
 _FORM_URI = {"anyOf": [_URI, {"const": ""}]}
-_AUDIENCE = {"oneOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 2}]}
+_AUDIENCE = {"oneOf": [STRING, {"type": "array", "items": STRING, "minItems": 2}]}
 _CLIENT_CREDENTIALS_FIELDS = {
     "client_id": {
         "type": "string",
@@ -247,7 +230,7 @@ SCHEMAS: JsonObject = {
         "type": "object",
         "description": "RFC 6749 §5.2 error.",
         "required": ["error", "error_description"],
-        "properties": {"error": _STRING, "error_description": _STRING},
+        "properties": {"error": STRING, "error_description": STRING},
         "additionalProperties": False,
     },
     "TokenRequest": {
@@ -277,10 +260,10 @@ SCHEMAS: JsonObject = {
         "description": "RFC 6749 §5.1; `access_token` is an RFC 9068 JWT.",
         "required": ["access_token", "token_type", "expires_in", "scope"],
         "properties": {
-            "access_token": _STRING,
+            "access_token": STRING,
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer", "minimum": 1},
-            "scope": _STRING,
+            "scope": STRING,
         },
     },
     "TokenParameterRequest": {
@@ -290,7 +273,7 @@ SCHEMAS: JsonObject = {
         "required": ["token"],
         "properties": {
             "token": {"type": "string", "minLength": 1},
-            "token_type_hint": _STRING,
+            "token_type_hint": STRING,
             **_CLIENT_CREDENTIALS_FIELDS,
         },
     },
@@ -313,21 +296,21 @@ SCHEMAS: JsonObject = {
                 ],
                 "properties": {
                     "active": {"const": True},
-                    "client_id": _STRING,
-                    "scope": _STRING,
-                    "sub": _STRING,
+                    "client_id": STRING,
+                    "scope": STRING,
+                    "sub": STRING,
                     "aud": _AUDIENCE,
-                    "iss": _STRING,
+                    "iss": STRING,
                     "exp": {"type": "integer"},
                     "iat": {"type": "integer"},
-                    "jti": _STRING,
+                    "jti": STRING,
                     "token_type": {"const": "Bearer"},
                     "act": {
                         "description": "RFC 8693 §4.1, only for a token a workload got with "
                         "its platform's token: that token's `sub` and `iss`.",
                         "type": "object",
                         "required": ["sub", "iss"],
-                        "properties": {"sub": _STRING, "iss": _STRING},
+                        "properties": {"sub": STRING, "iss": STRING},
                     },
                 },
             },
@@ -349,7 +332,7 @@ SCHEMAS: JsonObject = {
         "description": "A public signing key; private members never appear.",
         "required": ["kid", "kty", "alg", "use"],
         "properties": {
-            "kid": _STRING,
+            "kid": STRING,
             "kty": {"enum": ["RSA", "EC", "OKP"]},
             "alg": {"enum": ["RS256", "ES256", "EdDSA"]},
             "use": {"const": "sig"},
@@ -359,7 +342,7 @@ SCHEMAS: JsonObject = {
     "JwkSet": {
         "type": "object",
         "required": ["keys"],
-        "properties": {"keys": {"type": "array", "items": _ref("schemas", "Jwk")}},
+        "properties": {"keys": {"type": "array", "items": ref("schemas", "Jwk")}},
     },
     "ServerMetadata": {
         "type": "object",
@@ -407,7 +390,7 @@ SCHEMAS: JsonObject = {
                 "AUTHSERVER_DATABASE_OUTAGE_GRACE seconds (see the configuration docs).",
             },
             "warnings": {
-                **_STRINGS,
+                **STRINGS,
                 "description": (
                     "How many signing key files could not be loaded; the server log names them."
                 ),
@@ -420,38 +403,38 @@ SCHEMAS: JsonObject = {
         "properties": {
             "status": {"const": "unavailable"},
             "database": {"enum": ["ok", "unreachable"]},
-            "problems": {**_STRINGS, "minItems": 1},
+            "problems": {**STRINGS, "minItems": 1},
         },
     },
 }
 
 HEADERS: JsonObject = {
-    "RequestId": _string_header(
+    "RequestId": string_header(
         "The request's id: the caller's `X-Request-ID` when it is a plain token, else generated.",
         {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
     ),
-    "CacheControlNoStore": _string_header(
+    "CacheControlNoStore": string_header(
         "`Cache-Control`: OAuth answers are never cached.", {"const": "no-store"}
     ),
-    "PragmaNoCache": _string_header("HTTP/1.0 clients: no caching either.", {"const": "no-cache"}),
-    "CacheControlJwks": _string_header(
+    "PragmaNoCache": string_header("HTTP/1.0 clients: no caching either.", {"const": "no-cache"}),
+    "CacheControlJwks": string_header(
         "`Cache-Control`: `public, max-age=` the configured JWKS max-age.",
         {"type": "string", "pattern": "^public, max-age=[0-9]+$"},
     ),
-    "CacheControlPublic": _string_header(
+    "CacheControlPublic": string_header(
         "`Cache-Control` of a public document.", {"const": CACHE_AN_HOUR}
     ),
-    "ETag": _string_header("Version of the JWK Set.", _STRING),
-    "BasicChallenge": _string_header(
+    "ETag": string_header("Version of the JWK Set.", STRING),
+    "BasicChallenge": string_header(
         "The Basic challenge.", {"const": 'Basic realm="authserver"'}, required=False
     ),
-    "RetryAfter": _string_header("Seconds to wait.", {"type": "integer", "minimum": 0}),
-    "RetryAfterWhenKnown": _string_header(
+    "RetryAfter": string_header("Seconds to wait.", {"type": "integer", "minimum": 0}),
+    "RetryAfterWhenKnown": string_header(
         "Seconds to wait, when the server can tell.",
         {"type": "integer", "minimum": 0},
         required=False,
     ),
-    "AllowPost": _string_header("The one allowed method.", {"const": "POST"}),
+    "AllowPost": string_header("The one allowed method.", {"const": "POST"}),
 }
 
 SECURITY_SCHEMES: JsonObject = {
@@ -481,9 +464,9 @@ PATHS: JsonObject = {
         "and never sets a cookie.",
         request_schema="TokenRequest",
         example={"grant_type": GRANT_TYPE, "scope": "api"},
-        success=_json_response(
+        success=json_response(
             "The access token.",
-            _ref("schemas", "TokenResponse"),
+            ref("schemas", "TokenResponse"),
             NO_STORE,
             PRAGMA,
         ),
@@ -500,9 +483,9 @@ PATHS: JsonObject = {
         description="Any enabled registered client may ask.",
         request_schema="TokenParameterRequest",
         example=TOKEN_PARAMETER_EXAMPLE,
-        success=_json_response(
+        success=json_response(
             "The token's state.",
-            _ref("schemas", "IntrospectionResponse"),
+            ref("schemas", "IntrospectionResponse"),
             NO_STORE,
             PRAGMA,
         ),
@@ -515,9 +498,9 @@ PATHS: JsonObject = {
         "unknown or an expired one is answered the same and nothing changes.",
         request_schema="TokenParameterRequest",
         example=TOKEN_PARAMETER_EXAMPLE,
-        success=_json_response(
+        success=json_response(
             "Revoked, or nothing to revoke.",
-            _ref("schemas", "RevocationResponse"),
+            ref("schemas", "RevocationResponse"),
             NO_STORE,
             PRAGMA,
         ),
@@ -531,8 +514,8 @@ PATHS: JsonObject = {
             "tags": ["discovery"],
             "summary": "Authorization server metadata (RFC 8414)",
             "responses": {
-                "200": _json_response(
-                    "The metadata.", _ref("schemas", "ServerMetadata"), PUBLIC_CACHE
+                "200": json_response(
+                    "The metadata.", ref("schemas", "ServerMetadata"), PUBLIC_CACHE
                 )
             },
         }
@@ -540,15 +523,15 @@ PATHS: JsonObject = {
     routes.LIVENESS.path: _probe(
         "getLiveness",
         "Liveness: the process answers",
-        {"200": _json_response("Alive.", _ref("schemas", "Liveness"), NO_STORE, PRAGMA)},
+        {"200": json_response("Alive.", ref("schemas", "Liveness"), NO_STORE, PRAGMA)},
     ),
     routes.READINESS.path: _probe(
         "getReadiness",
         "Readiness: a signing key is loaded, and the database answers or has been "
         "unreachable for less than AUTHSERVER_DATABASE_OUTAGE_GRACE seconds",
         {
-            "200": _json_response("Ready.", _ref("schemas", "Ready"), NO_STORE, PRAGMA),
-            "503": _json_response("Not ready.", _ref("schemas", "NotReady"), NO_STORE, PRAGMA),
+            "200": json_response("Ready.", ref("schemas", "Ready"), NO_STORE, PRAGMA),
+            "503": json_response("Not ready.", ref("schemas", "NotReady"), NO_STORE, PRAGMA),
         },
     ),
     routes.METRICS.path: _probe(
@@ -557,8 +540,8 @@ PATHS: JsonObject = {
         {
             "200": {
                 "description": "Prometheus text exposition format.",
-                "headers": _headers(),
-                "content": {"text/plain": {"schema": _STRING}},
+                "headers": header_refs(),
+                "content": {"text/plain": {"schema": STRING}},
             }
         },
     ),
@@ -568,343 +551,13 @@ PATHS: JsonObject = {
             "tags": ["discovery"],
             "summary": "This document",
             "responses": {
-                "200": _json_response(
+                "200": json_response(
                     "The OpenAPI 3.1 description.",
                     {"type": "object", "required": ["openapi", "info", "paths"]},
                     PUBLIC_CACHE,
                 )
             },
         }
-    },
-}
-
-# -- the admin API (``/admin/v1/``), served and described unless AUTHSERVER_ADMIN_API=off --
-
-PROBLEM = "application/problem+json"
-LOCATION: Header = ("Location", "Location")
-BEARER_CHALLENGE: Header = ("WWW-Authenticate", "BearerChallenge")
-_TIME = {
-    "type": "string",
-    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
-    "description": "ISO 8601, UTC, to the second.",
-}
-_MAYBE_TIME = {**_TIME, "type": ["string", "null"]}
-_COUNT = {"type": ["integer", "null"], "minimum": 1}
-_CLIENT_PROPERTIES: JsonObject = {
-    "client_id": _STRING,
-    "name": _STRING,
-    "scope": _STRING,
-    "audiences": _STRINGS,
-    "token_ttl": _COUNT,
-    "enabled": {"type": "boolean"},
-    "created_at": _TIME,
-    "last_used_at": _MAYBE_TIME,
-    "token_endpoint_auth_method": {"enum": list(AUTH_METHODS_REGISTERED)},
-    "max_tokens_per_hour": _COUNT,
-    "jwks_uri": {"type": ["string", "null"], "description": "private_key_jwt clients only."},
-    "jwks": {"type": ["object", "null"], "description": "private_key_jwt clients only."},
-}
-_CLIENT_REQUIRED = [name for name in _CLIENT_PROPERTIES if name not in ("jwks_uri", "jwks")]
-
-ADMIN_SCHEMAS: JsonObject = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details; `type` is `about:blank`, so `title` is the "
-        "status code's reason phrase and `detail` says what to fix.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": _STRING,
-            "title": _STRING,
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": _STRING,
-        },
-    },
-    "Client": {
-        "type": "object",
-        "description": "The client object, as `authserver clients show --json` prints it; "
-        "never a secret or a hash.",
-        "required": _CLIENT_REQUIRED,
-        "properties": _CLIENT_PROPERTIES,
-        "additionalProperties": False,
-    },
-    "ClientWithSecret": {
-        "type": "object",
-        "description": "The client object and its new secret, shown this once (a "
-        "private_key_jwt client has none).",
-        "required": _CLIENT_REQUIRED,
-        "properties": {**_CLIENT_PROPERTIES, "client_secret": _STRING},
-        "additionalProperties": False,
-    },
-    "ClientList": {"type": "array", "items": _ref("schemas", "Client")},
-    "SigningKey": {
-        "type": "object",
-        "description": "A published signing key, as `authserver keys list --json` prints it.",
-        "required": ["kid", "alg", "state", "created_at", "activates_at", "retires_at"],
-        "properties": {
-            "kid": _STRING,
-            "alg": {"enum": list(SUPPORTED_ALGS)},
-            "state": {"enum": ["next", "active", "retired"]},
-            "created_at": _TIME,
-            "activates_at": _TIME,
-            "retires_at": _MAYBE_TIME,
-        },
-        "additionalProperties": False,
-    },
-    "SigningKeyList": {"type": "array", "items": _ref("schemas", "SigningKey")},
-    "KeyRevocation": {
-        "type": "object",
-        "required": ["kid", "signing_kid"],
-        "properties": {
-            "kid": {**_STRING, "description": "The revoked key."},
-            "signing_kid": {
-                "type": ["string", "null"],
-                "description": "The key that signs now.",
-            },
-        },
-        "additionalProperties": False,
-    },
-    "Trust": {
-        "type": "object",
-        "description": "A workload identity trust, as `authserver trust show --json` prints it.",
-        "required": [
-            "trust_id",
-            "client_id",
-            "issuer",
-            "subject",
-            "audience",
-            "jwks_uri",
-            "allow_reuse",
-            "max_lifetime",
-            "created_at",
-        ],
-        "properties": {
-            "trust_id": _STRING,
-            "client_id": _STRING,
-            "issuer": _STRING,
-            "subject": _STRING,
-            "audience": _STRING,
-            "jwks_uri": {"type": ["string", "null"]},
-            "allow_reuse": {"type": "boolean"},
-            "max_lifetime": {"type": "integer", "minimum": 1},
-            "created_at": _TIME,
-        },
-        "additionalProperties": False,
-    },
-    "TrustList": {"type": "array", "items": _ref("schemas", "Trust")},
-    "ClientCreate": admin_schemas.CLIENT_CREATE,
-    "ClientUpdate": admin_schemas.CLIENT_UPDATE,
-    "SecretRotation": admin_schemas.SECRET_ROTATION,
-    "KeyRotation": admin_schemas.KEY_ROTATION,
-    "TrustCreate": admin_schemas.TRUST_CREATE,
-}
-
-ADMIN_HEADERS: JsonObject = {
-    "BearerChallenge": _string_header(
-        'RFC 6750 §3: `Bearer realm="authserver"`, with `error="invalid_token"` when a '
-        'token was sent, or `error="insufficient_scope"` and the scope needed.',
-        {"type": "string", "pattern": "^Bearer realm="},
-    ),
-    "Location": _string_header("The new object's path.", _STRING),
-}
-
-ADMIN_SECURITY_SCHEMES: JsonObject = {
-    "adminToken": {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "An access token of this server (POST /oauth2/token, client_credentials) "
-        "whose `scope` holds `authserver:admin` and whose `aud` holds the issuer identifier: "
-        "issued to a client registered with that scope and no audiences (or with the issuer "
-        "among them). Checked like any resource server checks it, and also not revoked and "
-        "its client still enabled.",
-    }
-}
-
-
-def _problem(description: str, *headers: Header, also_oauth: bool = False) -> JsonObject:
-    content: JsonObject = {PROBLEM: {"schema": _ref("schemas", "Problem")}}
-    if also_oauth:
-        content[JSON] = {"schema": _ref("schemas", "OAuthError")}
-    return {"description": description, "headers": _headers(NO_STORE, *headers), "content": content}
-
-
-_ADMIN_ERRORS: JsonObject = {
-    "401": _problem(
-        "No access token, or one that is not accepted: not ours, expired, revoked, "
-        "its `aud` without the issuer, or its client disabled or deleted.",
-        BEARER_CHALLENGE,
-    ),
-    "403": _problem("The access token lacks the `authserver:admin` scope.", BEARER_CHALLENGE),
-    "503": _problem(
-        "The database or the signing-key store cannot be used now; retry shortly.",
-        MAYBE_RETRY_AFTER,
-    ),
-}
-_NOT_FOUND = {"404": _problem("No such client, key or trust.")}
-_CONFLICT = {"409": _problem("A conflicting change was made at the same moment; retry.")}
-_BODY_ERRORS: JsonObject = {
-    "400": _problem("The body is not JSON (or not UTF-8)."),
-    "413": _problem(
-        f"The body is larger than {MAX_BODY_BYTES // 1024} KiB. A server front that refuses "
-        "it before reading it answers in the OAuth error shape.",
-        also_oauth=True,
-    ),
-    "415": _problem("The body is not `application/json`."),
-    "422": _problem(
-        "The body does not match its schema, or a field is refused (the detail says which "
-        "and why, in the CLI's words)."
-    ),
-}
-
-
-def _admin_json(description: str, schema: str, *headers: Header) -> JsonObject:
-    return _json_response(description, _ref("schemas", schema), NO_STORE, *headers)
-
-
-def _admin_operation(
-    operation_id: str,
-    summary: str,
-    responses: JsonObject,
-    *,
-    path_parameter: str | None = None,
-    body: str | None = None,
-    body_required: bool = True,
-    description: str | None = None,
-) -> JsonObject:
-    operation: JsonObject = {
-        "operationId": operation_id,
-        "tags": ["admin"],
-        "summary": summary,
-        "security": [{"adminToken": []}],
-        "responses": {**responses, **_ADMIN_ERRORS},
-    }
-    if description:
-        operation["description"] = description
-    if path_parameter is not None:
-        operation["parameters"] = [
-            {"name": path_parameter, "in": "path", "required": True, "schema": _STRING}
-        ]
-        operation["responses"].update(_NOT_FOUND)
-    if body is not None:
-        operation["requestBody"] = {
-            "required": body_required,
-            "content": {JSON: {"schema": _ref("schemas", body)}},
-        }
-        operation["responses"].update(_BODY_ERRORS)
-    return operation
-
-
-_DELETED = {"204": {"description": "Deleted.", "headers": _headers(NO_STORE)}}
-
-ADMIN_PATHS: JsonObject = {
-    routes.ADMIN_CLIENTS.path: {
-        "get": _admin_operation(
-            "adminListClients",
-            "List the clients",
-            {"200": _admin_json("Every client.", "ClientList")},
-        ),
-        "post": _admin_operation(
-            "adminCreateClient",
-            "Register a client",
-            {"201": _admin_json("The client, with its secret.", "ClientWithSecret", LOCATION)},
-            body="ClientCreate",
-            description="As `authserver clients create`; audited as `client.created`.",
-        ),
-    },
-    routes.ADMIN_CLIENT.path: {
-        "get": _admin_operation(
-            "adminGetClient",
-            "Show a client",
-            {"200": _admin_json("The client.", "Client")},
-            path_parameter="client_id",
-        ),
-        "patch": _admin_operation(
-            "adminUpdateClient",
-            "Change a client",
-            {"200": _admin_json("The changed client.", "Client"), **_CONFLICT},
-            path_parameter="client_id",
-            body="ClientUpdate",
-            description="As `authserver clients update` (and `enable`/`disable` through "
-            "`enabled`); audited as `client.updated`, `client.enabled` or `client.disabled`.",
-        ),
-        "delete": _admin_operation(
-            "adminDeleteClient",
-            "Delete a client, its secrets and its trusts",
-            {**_DELETED, **_CONFLICT},
-            path_parameter="client_id",
-            description="Audited as `client.deleted`.",
-        ),
-    },
-    routes.ADMIN_CLIENT_SECRET.path: {
-        "post": _admin_operation(
-            "adminRotateClientSecret",
-            "Give a secret client a new secret",
-            {"200": _admin_json("The client, with its new secret.", "ClientWithSecret")},
-            path_parameter="client_id",
-            body="SecretRotation",
-            body_required=False,
-            description="As `authserver clients rotate-secret`; the old secret works `grace` "
-            "seconds more. A private_key_jwt client has no secret: 422. Audited as "
-            "`client.secret_rotated`.",
-        ),
-    },
-    routes.ADMIN_KEYS.path: {
-        "get": _admin_operation(
-            "adminListKeys",
-            "List the published signing keys",
-            {"200": _admin_json("The keys with their states.", "SigningKeyList")},
-        ),
-    },
-    routes.ADMIN_KEY_ROTATION.path: {
-        "post": _admin_operation(
-            "adminRotateKey",
-            "Stage a new signing key",
-            {"200": _admin_json("The new key.", "SigningKey")},
-            body="KeyRotation",
-            body_required=False,
-            description="As `authserver keys rotate`: published at once, signing after "
-            "AUTHSERVER_KEY_PROPAGATION_DELAY (or at once with `now`). Audited as "
-            "`key.rotated`.",
-        ),
-    },
-    routes.ADMIN_KEY_REVOCATION.path: {
-        "post": _admin_operation(
-            "adminRevokeKey",
-            "Emergency: drop a key from signing and from the JWKS at once",
-            {"200": _admin_json("The revoked key and the key that signs now.", "KeyRevocation")},
-            path_parameter="kid",
-            description="As `authserver keys revoke`; audited as `key.revoked`.",
-        ),
-    },
-    routes.ADMIN_TRUSTS.path: {
-        "get": _admin_operation(
-            "adminListTrusts",
-            "List the workload identity trusts",
-            {"200": _admin_json("Every trust.", "TrustList")},
-        ),
-        "post": _admin_operation(
-            "adminAddTrust",
-            "Trust a platform's tokens for a client",
-            {"201": _admin_json("The trust.", "Trust", LOCATION), **_CONFLICT},
-            body="TrustCreate",
-            description="As `authserver trust add`; an unknown client or an existing trust "
-            "for the same issuer, subject and audience: 422. Audited as `trust.added`.",
-        ),
-    },
-    routes.ADMIN_TRUST.path: {
-        "get": _admin_operation(
-            "adminGetTrust",
-            "Show a trust",
-            {"200": _admin_json("The trust.", "Trust")},
-            path_parameter="trust_id",
-        ),
-        "delete": _admin_operation(
-            "adminDeleteTrust",
-            "Delete a trust",
-            {**_DELETED, **_CONFLICT},
-            path_parameter="trust_id",
-            description="Audited as `trust.deleted`.",
-        ),
     },
 }
 
