@@ -172,7 +172,12 @@ def installer(requirement: str) -> Callable[[Path], None]:
         created = run([sys.executable, "-m", "venv", "--without-pip", directory], cwd=directory)
         assert created.returncode == 0, created.stderr
         python = directory / "bin" / "python"
-        pip_install = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
+        # --no-compile: pip would compile every module of every dependency; the tests import
+        # a fraction of them, compiled on first import.
+        pip_install = [
+            *(sys.executable, "-m", "pip", "--python", python, "install", "--quiet"),
+            "--no-compile",
+        ]
         installed = run(
             [*pip_install, "--disable-pip-version-check", requirement],
             cwd=directory,
