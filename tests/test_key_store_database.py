@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import multiprocessing
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -33,6 +32,7 @@ from authserver.services import keys as key_service
 from tests.support.cli import assert_one_line_error, ok, ok_json, sqlite_env
 from tests.support.cli_in_process import run_in_process
 from tests.support.postgres import PostgresServer
+from tests.support.racing import preloaded_context
 from tests.support.waiting import holds_throughout, wait_until
 
 PASSPHRASE = "the current passphrase, 16+"
@@ -299,7 +299,7 @@ def _race(job: str, settings: Settings, barrier: Any, results: Any) -> None:
 
 def race(job: str, settings: Settings) -> list[str]:
     """Run ``job`` in ``RACERS`` fresh processes released together; the kids they created."""
-    context = multiprocessing.get_context("spawn")
+    context = preloaded_context()
     barrier = context.Barrier(RACERS)
     results = context.Queue()
     processes = [

@@ -4,7 +4,6 @@ succeeds everywhere, and ``serve`` refuses a database that was never migrated (o
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -13,31 +12,18 @@ from sqlalchemy import create_engine, text
 
 from tests.support.cli import AUTHSERVER, CLI_TIMEOUT_SECONDS, assert_one_line_error, base_env
 from tests.support.postgres import free_port
+from tests.support.racing import run_together
 from tests.support.waiting import wait_until
 
 HOSTS = 3
 
 
-def upgrade_all_at_once(envs: list[dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
-    """Start every ``db upgrade`` before any can finish, as hosts booting together do."""
-    processes = [
-        subprocess.Popen(
-            [str(AUTHSERVER), "db", "upgrade"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for env in envs
-    ]
-    results = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
-        results.append(
-            subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-        )
-    return results
+def upgrade_all_at_once(
+    envs: list[dict[str, str]], folder: Path
+) -> list[subprocess.CompletedProcess[str]]:
+    """``db upgrade`` in one process per environment, released at the same moment, as hosts
+    booting together run it."""
+    return run_together([(env, ["db", "upgrade"]) for env in envs], folder)
 
 
 def migrated_revisions(database_url: str) -> list[str]:
@@ -55,7 +41,7 @@ def test_db_upgrade_on_several_hosts_at_once_succeeds_everywhere_and_migrates_on
 ) -> None:
     envs = [base_env(database_url, tmp_path / f"keys-{host}") for host in range(HOSTS)]
 
-    results = upgrade_all_at_once(envs)
+    results = upgrade_all_at_once(envs, tmp_path / "hosts")
 
     for result in results:
         assert result.returncode == 0, result.stderr
@@ -65,41 +51,35 @@ def test_db_upgrade_on_several_hosts_at_once_succeeds_everywhere_and_migrates_on
 
 def test_the_upgrade_lock_is_released_for_the_next_run(database_url: str, tmp_path: Path) -> None:
     env = base_env(database_url, tmp_path / "keys")
-    with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: upgrade_all_at_once([env])[0], range(2))
-    again = upgrade_all_at_once([env])[0]
+    first, second = upgrade_all_at_once([env, env], tmp_path / "together")
+    (again,) = upgrade_all_at_once([env], tmp_path / "again")
     assert [first.returncode, second.returncode, again.returncode] == [0, 0, 0]
 
 
-def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(AUTHSERVER), "serve", "--port", str(free_port()), "--workers", "1"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
+def serve(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+    (result,) = run_together(
+        [(env, ["serve", "--port", str(free_port()), "--workers", "1"])], folder
     )
+    return result
 
 
 def test_serve_refuses_a_database_never_migrated_with_one_line(
     database_url: str, tmp_path: Path
 ) -> None:
-    line = assert_one_line_error(serve(base_env(database_url, tmp_path / "keys")))
+    line = assert_one_line_error(serve(base_env(database_url, tmp_path / "keys"), tmp_path))
     assert "no schema yet" in line
     assert "authserver db upgrade" in line
 
 
 def test_serve_refuses_a_database_behind_this_version(database_url: str, tmp_path: Path) -> None:
     env = base_env(database_url, tmp_path / "keys")
-    assert upgrade_all_at_once([env])[0].returncode == 0
+    assert upgrade_all_at_once([env], tmp_path / "upgrade")[0].returncode == 0
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
     engine.dispose()
 
-    line = assert_one_line_error(serve(env))
+    line = assert_one_line_error(serve(env, tmp_path / "serve"))
     assert "revision 0002" in line
     assert "authserver db upgrade" in line
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from pathlib import Path
 
-from tests.support.cli import AUTHSERVER, sqlite_env
+from tests.support.cli import sqlite_env
+from tests.support.racing import run_together
 
 WRITERS = 8
 
@@ -16,22 +16,12 @@ def test_concurrent_cli_writers_lose_no_client_and_corrupt_nothing(
     tmp_path: Path, migrated_sqlite_url: str
 ) -> None:
     env = sqlite_env(tmp_path)
-    processes = [
-        subprocess.Popen(
-            [str(AUTHSERVER), "clients", "create", "--name", f"w{i}", "--scope", "api", "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(WRITERS)
-    ]
+    create = ["clients", "create", "--scope", "api", "--json", "--name"]
+    results = run_together([(env, [*create, f"w{i}"]) for i in range(WRITERS)], tmp_path)
     created = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
-        created.append(json.loads(stdout)["client_id"])
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        created.append(json.loads(result.stdout)["client_id"])
 
     database = tmp_path / "authserver.db"
     with sqlite3.connect(database) as connection:
