@@ -41,9 +41,9 @@ from tests.support.cli import (
     base_env,
     ok,
     ok_json,
-    start_authserver,
 )
 from tests.support.cli_in_process import make_in_process_runner
+from tests.support.racing import Racer, start_together
 from tests.support.waiting import wait_until
 from tests.support.wsgi import serving
 
@@ -559,7 +559,7 @@ def _sleeping(pid: int) -> bool:
 
 
 def wait_for_waiters(
-    processes: list[subprocess.Popen[str]],
+    processes: list[Racer],
     waiting: Callable[[list[int]], int],
     enough: int,
     patience: float | None,
@@ -581,22 +581,18 @@ def wait_for_waiters(
     wait_until(ready, 90, f"{enough} rotations waiting for the lock", interval=0.02)
 
 
-def start_rotations(env: dict[str, str], client_id: str) -> list[subprocess.Popen[str]]:
+def start_rotations(env: dict[str, str], client_id: str, folder: Path) -> list[Racer]:
     command = ("clients", "rotate-secret", client_id, "--grace", "300", "--json")
-    return [start_authserver(env, *command) for _ in range(CONCURRENT_ROTATIONS)]
+    return start_together([(env, command)] * CONCURRENT_ROTATIONS, folder)
 
 
-def printed_secrets(processes: list[subprocess.Popen[str]]) -> list[str]:
+def printed_secrets(processes: list[Racer]) -> list[str]:
     """Each rotation's new secret, once every process has exited 0."""
-    outputs = [process.communicate(timeout=120) for process in processes]
-    return [
-        ok_json(subprocess.CompletedProcess(p.args, p.returncode, out, err))["client_secret"]
-        for p, (out, err) in zip(processes, outputs, strict=True)
-    ]
+    return [ok_json(process.result())["client_secret"] for process in processes]
 
 
 def test_concurrent_rotations_leave_at_most_two_live_secrets_and_the_newest_works(
-    database_url: str, keys_dir: Path, app: Flask, create_client: CreateClient
+    database_url: str, keys_dir: Path, app: Flask, create_client: CreateClient, tmp_path: Path
 ) -> None:
     """Before: six concurrent ``rotate-secret --grace 300`` left 3-4 live secrets, the extras
     with no expiry (each read the same secrets, each kept "the previous one")."""
@@ -607,7 +603,9 @@ def test_concurrent_rotations_leave_at_most_two_live_secrets_and_the_newest_work
     patience = SQLITE_PATIENCE_SECONDS if on_sqlite else None
 
     with holding_the_client_lock(database_url, client.client_id) as waiting:
-        processes = start_rotations(base_env(database_url, keys_dir), client.client_id)
+        processes = start_rotations(
+            base_env(database_url, keys_dir), client.client_id, tmp_path / "rotations"
+        )
         wait_for_waiters(processes, waiting, enough, patience)
     printed = printed_secrets(processes)
 

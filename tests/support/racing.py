@@ -19,7 +19,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -58,11 +60,46 @@ def _as_console_script(
     main()
 
 
-def run_together(
+@dataclass(frozen=True)
+class Racer:
+    """One started ``authserver`` process."""
+
+    process: BaseProcess
+    output: Path
+    args: Sequence[str]
+    #: Held until the racer is done: the semaphore under it goes when it is collected, and a
+    #: racer that has not yet taken it would fail.
+    start: Barrier
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit status, or None while it runs (as ``Popen.poll``)."""
+        return self.process.exitcode
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        """Wait for it to exit; what ``subprocess.run`` would have returned."""
+        self.process.join(RACE_TIMEOUT_SECONDS)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+            raise AssertionError(f"authserver {' '.join(self.args)} still running at the timeout")
+        return subprocess.CompletedProcess(
+            ["authserver", *self.args],
+            self.process.exitcode,
+            (self.output / "stdout").read_text(),
+            (self.output / "stderr").read_text(),
+        )
+
+
+def start_together(
     runs: Sequence[tuple[Mapping[str, str], Sequence[str]]], folder: Path
-) -> list[subprocess.CompletedProcess[str]]:
-    """``authserver ARGS`` once per ``(env, args)`` in ``runs``, all released at the same
-    moment; their results in the same order, as ``subprocess.run`` would give them."""
+) -> list[Racer]:
+    """``authserver ARGS`` once per ``(env, args)`` in ``runs``, released at the same moment
+    once all are started; the processes, in the same order."""
     context = preloaded_context()
     start = context.Barrier(len(runs))
     racers = []
@@ -71,20 +108,12 @@ def run_together(
         output.mkdir(parents=True)
         process = context.Process(target=_as_console_script, args=(args, env, output, start))
         process.start()
-        racers.append((process, output, args))
-    results = []
-    for process, output, args in racers:
-        process.join(RACE_TIMEOUT_SECONDS)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-            raise AssertionError(f"authserver {' '.join(args)} still running after the timeout")
-        results.append(
-            subprocess.CompletedProcess(
-                ["authserver", *args],
-                process.exitcode,
-                (output / "stdout").read_text(),
-                (output / "stderr").read_text(),
-            )
-        )
-    return results
+        racers.append(Racer(process, output, args, start))
+    return racers
+
+
+def run_together(
+    runs: Sequence[tuple[Mapping[str, str], Sequence[str]]], folder: Path
+) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`start_together`, then each one's result."""
+    return [racer.result() for racer in start_together(runs, folder)]
