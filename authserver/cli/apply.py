@@ -1,23 +1,21 @@
-"""``authserver apply FILE`` and ``authserver export``: clients and trusts as code.
+"""``authserver apply FILE``: clients and trusts as code.
 
 ``apply`` checks the whole file (services/declaration.py), then plans the changes against the
-database and makes them in one transaction (services/apply.py); ``export`` prints the
-registry as such a file (services/export.py).
+database and makes them in one transaction (services/apply.py). ``authserver export``
+(cli/export.py) prints the registry as such a file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import IO, Any
 
 import click
-import yaml
 
 from authserver.cli.context import app_context, audit, emit_json
 from authserver.extensions import db
-from authserver.services import apply, declaration, export
+from authserver.services import apply, declaration
 from authserver.services.formatting import printable
 
 #: A registry file of thousands of clients is well under this; a larger one is a mistake.
@@ -131,18 +129,3 @@ def _summary_line(planned: apply.Plan, dry_run: bool) -> str:
     kept = f", {counts['not_in_file']} not in the file (kept)" if counts["not_in_file"] else ""
     head = "dry run, nothing changed:" if dry_run else "applied:"
     return f"{head} {told}, {counts[apply.UNCHANGED]} unchanged{kept}"
-
-
-@click.command("export")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
-def export_command(as_json: bool) -> None:
-    """Print the clients and trusts as a file for `authserver apply` (YAML; no secrets, ids
-    or times): applying it changes nothing."""
-    with app_context():
-        document, warnings = export.export(db.session())
-    for warning in warnings:
-        click.echo(f"Warning: {printable(warning)}", err=True)
-    if as_json:
-        click.echo(json.dumps(document, indent=2))
-    else:
-        click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)

@@ -16,7 +16,7 @@ from authserver.app import create_app
 from authserver.audit import audit_event
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.security.failure_limits import FailureLimiter
+from authserver.security.counters import counters_for
 from authserver.services.formatting import printable
 from authserver.services.keys import key_store
 
@@ -25,12 +25,14 @@ def load_settings() -> Settings:
     """Validate the whole configuration before any command runs, keys folder included (the
     database key store has no folder to check).
 
-    Every command fails the same way on a bad value, even one it would not use itself.
+    Every command fails the same way on a bad value, even one it would not use itself. The
+    rate-limit storage is checked as the server's limits open it (``counters_for``), which
+    loads the ``limits`` library only for a storage other than the default ``memory://``.
     """
     settings = Settings.from_env()
     key_store(settings).prepare()
     if settings.ratelimit_enabled:
-        FailureLimiter(settings.ratelimit_storage_url)
+        counters_for(settings.ratelimit_storage_url)
     return settings
 
 

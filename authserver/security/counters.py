@@ -15,15 +15,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlsplit
-
-from limits import RateLimitItem
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from authserver.errors import ConfigError
 from authserver.security.shared_counters import SharedCounters
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,11 @@ class LimitsCounters:
     """Any other storage the ``limits`` library knows (Redis): shared between instances."""
 
     def __init__(self, storage_url: str) -> None:
+        # Only a storage other than memory:// (the default) needs the library: every CLI
+        # command checks this URL at start-up, and importing ``limits`` costs it ~30 ms.
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
+
         options: dict[str, float] = {}
         if urlsplit(storage_url).scheme.startswith("redis"):
             options = {

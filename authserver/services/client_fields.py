@@ -15,7 +15,6 @@ from authserver.config import MAX_ACCESS_TOKEN_TTL
 from authserver.errors import InvalidClientData
 from authserver.security import secrets
 from authserver.security.client_keys import InvalidKeySet, public_key_set
-from authserver.security.remote_jwks import uri_problem
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
@@ -185,6 +184,10 @@ def checked_jwks_uri(uri: str) -> str:
     The server fetches it, so it must not be a way to make the server talk plain http across
     a network, nor to reach anything but a key document (the fetch itself is bounded too).
     """
+    # The fetcher's module loads httpx: only for a key client's jwks_uri, while every command
+    # that shows a client imports this module.
+    from authserver.security.remote_jwks import uri_problem
+
     problem = uri_problem(uri)
     if problem is not None:
         raise InvalidClientData(f"jwks_uri {uri!r}: {problem}")

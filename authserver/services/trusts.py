@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from authserver.errors import InvalidClientData, TrustNotFound
 from authserver.models import Trust, utcnow
-from authserver.security.remote_jwks import uri_problem
 from authserver.services.client_fields import checked_jwks_uri, in_range
 from authserver.services.registry import get_client
 
@@ -108,6 +107,10 @@ def checked_issuer(issuer: str) -> str:
     ``jwks_uri`` rules: https, or http on a loopback host. Kept exactly as given: tokens are
     matched to it character for character (OpenID Connect Discovery §4.3), trailing slash
     and all."""
+    # The fetcher's module loads httpx: only for a trust being added or changed, not for the
+    # commands that show or delete one.
+    from authserver.security.remote_jwks import uri_problem
+
     problem = uri_problem(issuer)
     if problem is not None:
         raise InvalidClientData(f"issuer {issuer!r}: {problem}")
