@@ -25,8 +25,20 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-#: Imported by the forkserver before it forks anything.
-PRELOADED = ["authserver.__main__", "authserver.cli", "tests.support.racing"]
+#: Imported by the forkserver before it forks anything: the commands the racing tests run
+#: (the CLI loads each command's module only when it runs), and Alembic for ``db upgrade``.
+PRELOADED = [
+    "authserver.__main__",
+    "authserver.cli",
+    "authserver.cli.context",
+    "authserver.cli.clients",
+    "authserver.cli.db",
+    "authserver.cli.keys",
+    "authserver.cli.serve",
+    "alembic.command",
+    "flask_migrate",
+    "tests.support.racing",
+]
 #: Per racer: as long as the subprocess runs of tests/support/cli.py may take.
 RACE_TIMEOUT_SECONDS = 120
 
