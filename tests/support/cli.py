@@ -88,6 +88,20 @@ def make_runner(env: dict[str, str]) -> RunCli:
     return run
 
 
+def start_authserver(
+    env: dict[str, str], *args: str, stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
+    """``authserver *args`` in the background, its output captured as text."""
+    return subprocess.Popen(
+        [str(AUTHSERVER), *args],
+        env=env,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run_to_exit(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run a command that should fail fast; if it starts serving instead, kill its whole group."""
     process = subprocess.Popen(
