@@ -76,6 +76,30 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         yield start
 
 
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``authserver serve`` on a database with no client and no keys folder yet, as the
+    README's first run: the tests that share it only look (files, output, keys list)."""
+    folder = tmp_path_factory.mktemp("first-run")
+    env = sqlite_env(folder)
+    assert not (folder / "keys").exists()
+    with Servers(folder) as servers:
+        cli(env, "db", "upgrade")
+        yield servers.start(env)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One ``authserver serve --workers 2`` for the tests that each register their own clients
+    and change only those. Failed authentications are not limited: a test polling for a
+    refusal may fail more often than the 10 times a minute after which a client gets 429."""
+    folder = tmp_path_factory.mktemp("shared-server")
+    env = sqlite_env(folder, AUTHSERVER_RATELIMIT="off")
+    with Servers(folder) as servers:
+        cli(env, "db", "upgrade")
+        yield servers.start(env)
+
+
 def get_token(server: Server, client_id: str, client_secret: str) -> dict[str, Any]:
     return fetch_token(f"{server.url}/oauth2/token", client_id, client_secret)
 
@@ -111,23 +135,18 @@ def serve_with_a_working_client(
 # --- start-up ---
 
 
-def test_serve_creates_the_first_signing_key_with_private_permissions(
-    tmp_path: Path, start_server: StartServer
-) -> None:
-    env = sqlite_env(tmp_path)
-    keys_dir = tmp_path / "keys"
-    assert not keys_dir.exists()
-    server = start_server(env)
+def test_serve_creates_the_first_signing_key_with_private_permissions(first_run: Server) -> None:
+    keys_dir = Path(first_run.env["AUTHSERVER_KEYS_DIR"])
     assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
     key_files = list(keys_dir.glob(KEY_FILE_GLOB))
     assert len(key_files) == 1, list(keys_dir.iterdir())
     assert stat.S_IMODE(key_files[0].stat().st_mode) == 0o600
     assert "ENCRYPTED" not in json.loads(key_files[0].read_text())["private_key"]
-    keys = json.loads(cli(env, "keys", "list", "--json").stdout)
+    keys = json.loads(cli(first_run.env, "keys", "list", "--json").stdout)
     assert [(k["kid"], k["state"]) for k in keys] == [
         (key_files[0].name[: -len(".key.json")], "active")
     ]
-    assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
+    assert requests.get(f"{first_run.url}/readyz", timeout=5).status_code == 200
 
 
 def test_serve_keeps_an_existing_key(
@@ -139,14 +158,13 @@ def test_serve_keeps_an_existing_key(
 
 
 def test_serve_on_empty_database_prints_the_create_and_curl_commands_once(
-    tmp_path: Path, start_server: StartServer
+    first_run: Server,
 ) -> None:
-    server = start_server(sqlite_env(tmp_path))
-    stderr = server.stderr()
+    stderr = first_run.stderr()
     create_command = f"{AUTHSERVER} clients create --name demo --scope api --json"
     curl_command = (
         "curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials -d scope=api "
-        f"http://127.0.0.1:{server.port}/oauth2/token"
+        f"http://127.0.0.1:{first_run.port}/oauth2/token"
     )
     assert stderr.count(create_command) == 1, stderr
     assert stderr.count(curl_command) == 1, stderr
@@ -169,9 +187,9 @@ def test_serve_with_registered_clients_prints_no_first_run_commands(
 
 
 def test_cli_client_gets_a_token_that_verifies_against_the_served_jwks(
-    tmp_path: Path, start_server: StartServer
+    shared_server: Server,
 ) -> None:
-    server = start_server(sqlite_env(tmp_path))
+    server = shared_server
     client = create_client(server.env)
     response = get_token(server, client["client_id"], client["client_secret"])
     assert response["token_type"] == "Bearer"
@@ -186,9 +204,9 @@ def test_cli_client_gets_a_token_that_verifies_against_the_served_jwks(
 
 
 def test_client_created_while_serving_works_on_every_worker_without_restart(
-    tmp_path: Path, start_server: StartServer
+    shared_server: Server,
 ) -> None:
-    server = start_server(sqlite_env(tmp_path))
+    server = shared_server
     first = create_client(server.env)
     for _ in range(4):  # warm both workers up with the first client
         get_token(server, first["client_id"], first["client_secret"])
@@ -200,11 +218,9 @@ def test_client_created_while_serving_works_on_every_worker_without_restart(
 
 
 def test_client_disabled_while_serving_is_refused_within_two_seconds(
-    tmp_path: Path, start_server: StartServer
+    shared_server: Server,
 ) -> None:
-    # Failed authentications are not limited here: the polling below may fail more often
-    # than the 10 times a minute after which a client id gets 429 instead of 401.
-    server = start_server(sqlite_env(tmp_path, AUTHSERVER_RATELIMIT="off"))
+    server = shared_server
     client = create_client(server.env)
 
     def refused() -> bool:
