@@ -170,9 +170,10 @@ def request_id_of(response: requests.Response) -> str:
 def test_cli_admin_changes_are_audited_with_the_client_id_and_a_cli_request_id(
     env: dict[str, str],
 ) -> None:
-    """Through the console script: the request id is one per process."""
-    cli = Cli(env, script=True)
-    created_result = cli.run("clients", "create", "--name", "svc", "--scope", "api", "--json")
+    """The first and the last command through the console script (the request id is one per
+    process: theirs differ); the ones between in process, as a new process would run them."""
+    script, in_process = Cli(env, script=True), Cli(env)
+    created_result = script.run("clients", "create", "--name", "svc", "--scope", "api", "--json")
     client_id = json.loads(created_result.stdout)["client_id"]
     commands = [
         (["clients", "rotate-secret", client_id, "--json"], "client.secret_rotated"),
@@ -180,10 +181,10 @@ def test_cli_admin_changes_are_audited_with_the_client_id_and_a_cli_request_id(
         (["clients", "enable", client_id], "client.enabled"),
         (["clients", "delete", client_id], "client.deleted"),
     ]
-    seen = [(cli.events(created_result), "client.created")]
+    seen = [(script.events(created_result), "client.created")]
     for args, expected in commands:
-        seen.append((cli.events(cli.run(*args)), expected))
-    rotated_key = cli.events(key_result := cli.run("keys", "rotate", "--json"))
+        seen.append((in_process.events(in_process.run(*args)), expected))
+    rotated_key = script.events(key_result := script.run("keys", "rotate", "--json"))
 
     request_ids = set()
     for events, expected in seen:
@@ -199,6 +200,7 @@ def test_cli_admin_changes_are_audited_with_the_client_id_and_a_cli_request_id(
     assert key_event["outcome"] == "success"
     assert key_event["request_id"].startswith("cli-")
     assert key_event["kid"] == json.loads(key_result.stdout)["kid"]
+    assert key_event["request_id"] not in request_ids
 
 
 # --- the server -----------------------------------------------------------------------------

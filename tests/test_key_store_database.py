@@ -31,8 +31,8 @@ from authserver.security.keyring import RELOAD_INTERVAL_SECONDS, KeyRing, KeyRin
 from authserver.services import keys as key_service
 from tests.support.cli import assert_one_line_error, ok, ok_json, sqlite_env
 from tests.support.cli_in_process import run_in_process
+from tests.support.forked import preloaded_context
 from tests.support.postgres import PostgresServer
-from tests.support.racing import preloaded_context
 from tests.support.waiting import holds_throughout, wait_until
 
 PASSPHRASE = "the current passphrase, 16+"

@@ -10,6 +10,7 @@ inside functions and under ``TYPE_CHECKING``: each is a dependency someone has t
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,7 +60,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def package_modules() -> dict[str, Path]:
+    """Every module of the package (walked once: each import statement looks it up)."""
     return {
         module_name(path): path
         for path in sorted(PACKAGE.rglob("*.py"))
@@ -104,6 +107,7 @@ def layer_of(module: str) -> int:
     return next(i for i, layer in enumerate(LAYERS) if prefix in layer)
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     return {
         module: {target for target in imported(module, path) if target != module}

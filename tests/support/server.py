@@ -1,6 +1,7 @@
-"""``authserver serve`` (granian) in a subprocess: started in its own session on a free port,
-waited for on ``/healthz``, its stdout and stderr captured to a file, and its whole process
-group killed on teardown."""
+"""``authserver serve`` (granian) in a process of its own (forked from a preloaded server, see
+:mod:`tests.support.forked`): started in its own session on a free port, waited for on
+``/healthz``, its stdout and stderr captured to a file, and its whole process group killed on
+teardown."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import requests
 
-from tests.support.cli import AUTHSERVER, run_to_exit
+from tests.support.cli import run_to_exit
+from tests.support.forked import start_console_script
 from tests.support.postgres import free_port
 from tests.support.waiting import poll, wait_until
 
@@ -40,9 +42,26 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class ServerProcess(Protocol):
+    """What is used of a server's process: a ``subprocess.Popen`` (deploy/ starts the real
+    console script) or a forked one (the tests, :mod:`tests.support.forked`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass
 class Server:
-    process: subprocess.Popen[bytes]
+    process: ServerProcess
     port: int
     env: dict[str, str]
     stderr_path: Path
@@ -112,14 +131,7 @@ class Servers:
         handle = stderr_path.open("wb")
         env = {**env, "AUTHSERVER_ISSUER": env.get("AUTHSERVER_ISSUER", local_url(host, port))}
         command = ["serve", "--host", host, "--port", str(port), "--workers", str(workers)]
-        process = subprocess.Popen(
-            [str(AUTHSERVER), *command],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=handle,
-            start_new_session=True,
-        )
+        process = start_console_script(command, env, stderr_path, new_session=True)
         server = Server(process, port, env, stderr_path, handle, host)
         self.started.append(server)
         if wait:
