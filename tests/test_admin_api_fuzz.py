@@ -86,7 +86,7 @@ def _authorised(case: schemathesis.Case, target: Target) -> None:
 
 @schema.parametrize()
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -225,6 +225,7 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
     def poll_jwks(index: int) -> None:
         url = f"{instances[index].url}/.well-known/jwks.json"
         with requests.Session() as session:
+            session.trust_env = False  # no os.environ: the in-process CLI changes it meanwhile
             while not stop.wait(0.1):
                 try:
                     response = session.get(url, timeout=5)
@@ -244,6 +245,7 @@ def test_staged_rotation_under_load_on_two_instances_only_issues_verifiable_toke
     def load(index: int) -> None:
         instance = instances[index]
         with requests.Session() as session:
+            session.trust_env = False  # no os.environ: the in-process CLI changes it meanwhile
             while not stop.is_set():
                 sent_at = time.time()
                 try:

@@ -226,12 +226,14 @@ def test_client_disabled_while_serving_is_refused_within_two_seconds(
     def refused() -> bool:
         """One request on a new connection (so either worker may answer): refused, or still
         served (allowed while the change is under 2 s old)."""
-        response = requests.post(
-            f"{server.url}/oauth2/token",
-            auth=(client["client_id"], client["client_secret"]),
-            data={"grant_type": "client_credentials"},
-            timeout=10,
-        )
+        with requests.Session() as session:
+            session.trust_env = False  # no os.environ: the in-process CLI changes it meanwhile
+            response = session.post(
+                f"{server.url}/oauth2/token",
+                auth=(client["client_id"], client["client_secret"]),
+                data={"grant_type": "client_credentials"},
+                timeout=10,
+            )
         assert response.status_code in (200, 401), response.text
         if response.status_code == 200:
             return False
