@@ -9,13 +9,18 @@ a checkout, an editable install and a wheel install alike, whatever the current 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy import Engine, text
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 #: Resolved, so that in a checkout Alembic and its messages name the canonical ``migrations/``
 #: rather than the link.
@@ -76,16 +81,24 @@ def _upgrade_lock(engine: Engine) -> Iterator[None]:
         os.close(folder)  # releases the lock
 
 
+@functools.cache
+def _migration_scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process: Alembic executes every one of them to
+    learn the revisions, and they do not change while the process runs."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
 def schema_behind(app: Flask) -> str | None:
     """Why the database is not ready for this version (never migrated, or at an older
     revision), or None when it is at the newest revision or at one this version does not
     know (a newer version migrated it, as in a rolling upgrade)."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     from authserver.extensions import db
 
-    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    scripts = _migration_scripts()
     head = scripts.get_current_head()
     with app.app_context(), db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()

@@ -7,7 +7,6 @@ is started once per worker that needs it, on a port of its own.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,8 +17,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Flask
 from pytest_redis.config import get_config as redis_config
 from pytest_redis.executor import RedisExecutor
@@ -27,7 +24,7 @@ from pytest_redis.executor import RedisExecutor
 from authserver.app import create_app
 from authserver.config import Settings
 from authserver.extensions import db
-from authserver.schema import MIGRATIONS_DIR, upgrade_schema
+from authserver.schema import schema_behind, upgrade_schema
 from authserver.security.keys import KeyStore
 from authserver.services import registry
 from authserver.services.formatting import client_view
@@ -185,23 +182,13 @@ def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, An
     return Settings(**values)
 
 
-@functools.cache
-def _head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-
-
-def _at_head(app: Flask) -> bool:
-    with app.app_context(), db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == _head_revision()
-
-
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     """The app on a migrated database. Most databases are copies of a migrated template:
-    asking their revision is cheaper than Alembic's no-op upgrade, which loads every
+    asking their revision is cheaper than Alembic's no-op upgrade, which executes every
     migration script again (~50 ms a test)."""
     app = create_app(settings)
-    if not _at_head(app):
+    if schema_behind(app) is not None:
         upgrade_schema(app)
     yield app
     with app.app_context():
