@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None, *, with_http: bool = True) -> F
         from authserver.http.handlers import init_app
         from authserver.runtime import Runtime
 
-        runtime = Runtime.build(settings)
+        with app.app_context():
+            engine = db.engine
+        runtime = Runtime.build(settings, engine)
         runtime.attach(app)
         init_app(app, runtime)
     # The client's address counts for the failed-authentication limits and the logs.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from authserver.config import SHARED_COUNTERS_ENV, Settings
 from authserver.database_backend import DatabaseBackend, read_through
@@ -50,7 +51,7 @@ class Runtime:
         return self.backend.database
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, engine: Engine) -> Runtime:
         keys = KeyRingLoader(key_store(settings, polled=True))
         database = DatabaseGuard()
         usage = UsageRecorder()
@@ -58,6 +59,7 @@ class Runtime:
         def longest_ttl() -> int:
             return read_through(
                 database,
+                engine,
                 lambda session: key_retention.longest_token_ttl(session, settings.access_token_ttl),
             )
 
@@ -75,6 +77,7 @@ class Runtime:
             )
         grace = settings.database_outage_grace
         backend = DatabaseBackend(
+            engine,
             keys,
             retention,
             usage,

@@ -30,6 +30,7 @@ from urllib.parse import unquote_to_bytes
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed
 from granian.rsgi import ProtocolError as RSGIProtocolError
 
+from authserver.http.forms import BODY
 from authserver.security.pending import ResultPending
 from authserver.security.secrets import ARGON2_CONCURRENCY, SLOW_CHECKS_ALLOWED, SlowCheckNeeded
 
@@ -142,6 +143,7 @@ class BufferedGateway:
         # The app gets the body as one buffer with its length, however it was framed.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["CONTENT_LENGTH"] = str(len(body))
+        environ[BODY] = body
         pristine = dict(environ)  # as it was before the app saw it, for a second run
         environ["wsgi.input"] = io.BytesIO(body)
         allowed = SLOW_CHECKS_ALLOWED.set(False)

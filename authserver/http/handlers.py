@@ -53,7 +53,7 @@ def init_app(app: Flask, served: Served) -> None:
     errors.init_app(app)
     handlers: dict[str, WSGIApplication] = {
         route.handler: OAuthEndpoint(
-            app, served.oauth, served.failure_limiter, settings.issuer, route.handler
+            app, served.oauth, served.failure_limiter, settings.issuer, route
         )
         for route in (routes.TOKEN, routes.INTROSPECTION, routes.REVOCATION)
     }

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Request
 
-from authserver.config import MAX_BODY_BYTES
 from authserver.http import metrics
 from authserver.http.errors import body_too_large, database_unavailable, unexpected_error
 from authserver.http.forms import parse_form
 from authserver.http.responses import JSONAnswer
+from authserver.http.routes import Route
 from authserver.oauth.errors import TooManyRequestsError
 from authserver.oauth.requests import FormRequest
 from authserver.oauth.server import AuthorizationServer
@@ -35,12 +35,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
-class OAuthRequest(Request):
-    max_content_length = MAX_BODY_BYTES
-
-
 class OAuthEndpoint:
-    """One OAuth endpoint; ``name`` is Authlib's (and the route table's) name for it."""
+    """One OAuth endpoint; the route's handler is Authlib's name for it."""
 
     def __init__(
         self,
@@ -48,22 +44,21 @@ class OAuthEndpoint:
         oauth: AuthorizationServer,
         failure_limiter: FailureLimiter | None,
         issuer: str,
-        name: str,
+        route: Route,
     ) -> None:
         self._app = app
         self._oauth = oauth
         self._failure_limiter = failure_limiter
-        self._issuer = issuer
-        self._name = name
+        self._name = route.handler
+        self._uri = route.url(issuer)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return self._respond(OAuthRequest(environ))(environ, start_response)
+        return self._respond(environ)(environ, start_response)
 
-    def _respond(self, request: Request) -> WSGIApplication:
+    def _respond(self, environ: WSGIEnvironment) -> WSGIApplication:
         started = time.perf_counter()
         try:
-            with self._app.app_context():
-                status, body, headers = self._answer(request)
+            status, body, headers = self._answer(environ)
         except RequestEntityTooLarge:
             return body_too_large()
         except (SlowCheckNeeded, ResultPending):
@@ -76,18 +71,21 @@ class OAuthEndpoint:
         metrics.observe(self._name, status, body, started)
         return JSONAnswer(status, body, headers)
 
-    def _answer(self, request: Request) -> OAuthResponse:
-        address = request.remote_addr or "unknown"
+    def _answer(self, environ: WSGIEnvironment) -> OAuthResponse:
+        """The request read straight from the environ (werkzeug's parsers, not its request
+        object: building one cost more than the rest of the parsing together)."""
+        address = environ.get("REMOTE_ADDR") or "unknown"
         if self._failure_limiter is not None:
             retry_after = self._failure_limiter.address_retry_after(address)
             if retry_after is not None:
                 return self._oauth.handle_error_response(None, TooManyRequestsError(retry_after))
         try:
+            authorization = environ.get("HTTP_AUTHORIZATION")
             form_request = FormRequest(
-                endpoint_uri=f"{self._issuer}{request.path}",
-                form=parse_form(request),
-                authorization_scheme=_authorization_scheme(request),
-                basic=_basic_credentials(request),
+                endpoint_uri=self._uri,
+                form=parse_form(environ),
+                authorization_scheme=_authorization_scheme(authorization),
+                basic=_basic_credentials(authorization),
                 remote_addr=address,
             )
         except OAuth2Error as error:
@@ -95,15 +93,14 @@ class OAuthEndpoint:
         return self._oauth.handle(self._name, form_request)
 
 
-def _authorization_scheme(request: Request) -> str | None:
-    header = request.headers.get("Authorization")
+def _authorization_scheme(header: str | None) -> str | None:
     if header is None:
         return None
     return header.split(" ", 1)[0].lower()
 
 
-def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    auth = request.authorization
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    auth = Authorization.from_header(header)
     if auth is None or auth.type != "basic" or auth.username is None or auth.password is None:
         return None
     return auth.username, auth.password
