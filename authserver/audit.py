@@ -7,10 +7,11 @@ hostile client id cannot forge or break log lines.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from authserver.compact_json import compact_json
 
 logger = logging.getLogger("authserver.audit")
 
@@ -33,7 +34,7 @@ def audit_event(
         "request_id": request_id,
         **{name: _cut(value) for name, value in details.items()},
     }
-    logger.info(json.dumps(record, separators=(",", ":"), ensure_ascii=True))
+    logger.info(compact_json(record))
 
 
 def _cut(value: Any) -> Any:

@@ -21,8 +21,23 @@ def configure_json_logs(*names: str) -> None:
         json_logger = logging.getLogger(name)
         if json_logger.handlers:
             continue
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        json_logger.addHandler(handler)
+        json_logger.addHandler(JsonLineHandler(sys.stderr))
         json_logger.setLevel(logging.INFO)
         json_logger.propagate = False
+
+
+class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record's message as it is, one line: our messages are complete JSON lines.
+
+    A formatter would only copy the message into itself; skipping it saved about a fifth of
+    each line's cost (two lines per token request, see docs/performance.md).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(record.getMessage() + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 (logging must never fail the request; as StreamHandler)
+            self.handleError(record)

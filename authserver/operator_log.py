@@ -8,9 +8,10 @@ in the CLI and in every server worker alike.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
+
+from authserver.compact_json import compact_json
 
 logger = logging.getLogger("authserver.operator")
 
@@ -24,4 +25,4 @@ def warn(event: str, message: str, **details: str | int) -> None:
         "message": message,
         **details,
     }
-    logger.warning(json.dumps(record, separators=(",", ":"), ensure_ascii=True))
+    logger.warning(compact_json(record))

@@ -5,9 +5,10 @@ No query string, header or body is logged: they may carry credentials.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+
+from authserver.compact_json import compact_json
 
 logger = logging.getLogger("authserver.access")
 
@@ -34,4 +35,4 @@ def log_request(
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "remote_addr": remote_addr,
     }
-    logger.info(json.dumps(record, separators=(",", ":")))
+    logger.info(compact_json(record))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Response
 from werkzeug.http import HTTP_STATUS_CODES
+
+from authserver.compact_json import compact_json
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -33,7 +34,7 @@ class JSONAnswer:
         self, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()
     ) -> None:
         self.status = status
-        self.body = json.dumps(body, separators=(",", ":")).encode()
+        self.body = compact_json(body).encode()
         self.headers = [
             *json_headers(self.body),
             *((name, value) for name, value in headers if name.lower() != "content-type"),
