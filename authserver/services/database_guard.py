@@ -4,7 +4,8 @@
 Server-side timeouts are not enough: a PostgreSQL that is stopped (SIGSTOP) or cut off by the
 network still has its TCP connection acknowledged by the kernel, so a query on it answers
 neither result nor error. Each call therefore runs on a thread of its own (a daemon: one that
-hangs must not hold up the worker's exit) while the caller waits at most
+hangs must not hold up the worker's exit; threads are kept for the next call, since starting one
+cost more than the SQLite write of a key client's token) while the caller waits at most
 :data:`CALL_TIMEOUT_SECONDS`; a call that does not
 answer in time, or fails to connect, opens the circuit. While it is open, callers are told
 :class:`DatabaseUnreachable` at once, and one call (a probe) is let through at most every
@@ -15,6 +16,7 @@ cannot pile up threads or pool connections. The first call that succeeds closes 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +80,7 @@ class DatabaseGuard:
         self._in_flight = 0
         self._unreachable_since: float | None = None
         self._last_probe = 0.0
+        self._threads = DaemonThreads("authserver-database")
 
     @property
     def unreachable_for(self) -> float | None:
@@ -95,9 +98,7 @@ class DatabaseGuard:
         """
         self._admit()
         future: Future[T] = Future()
-        threading.Thread(
-            target=self._run, args=(work, future), name="authserver-database", daemon=True
-        ).start()
+        self._threads.run(lambda: self._run(work, future))
         waited = self._timeout if timeout is None else timeout
         try:
             return future.result(waited)
@@ -154,6 +155,42 @@ class DatabaseGuard:
                 return
             self._unreachable_since = None
         log.warning("database reachable again")
+
+
+class DaemonThreads:
+    """Daemon threads that run one job each at a time and wait for the next.
+
+    Unlike ``ThreadPoolExecutor``, whose threads the interpreter joins at exit, a thread stuck
+    in a call the database never answers cannot hold up the worker's exit. No bound here: the
+    guard admits at most ``max_in_flight`` calls, so at most that many threads exist (a hung
+    call keeps its thread, and its admission, until it returns).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        #: Threads waiting for a job that no submitted job has claimed yet.
+        self._unclaimed = 0
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            claimed = self._unclaimed > 0
+            if claimed:
+                self._unclaimed -= 1
+        if not claimed:
+            threading.Thread(target=self._serve, name=self._name, daemon=True).start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # the guard's jobs catch their own; a thread must outlive any
+                log.exception("a database call failed outside the guard")
+            with self._lock:
+                self._unclaimed += 1
 
 
 def _means_unreachable(exc: SQLAlchemyError) -> bool:
