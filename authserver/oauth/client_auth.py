@@ -13,7 +13,6 @@ and its CPU a weapon); a failure is counted, and answered 429 if the id was lock
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
@@ -277,9 +276,12 @@ def _check_secret(backend: Backend, client_id: str, secret: str) -> OAuthClient 
     The lock is read once at most, and only for a client with an admin-chosen secret.
     """
 
-    @functools.cache
+    seen: list[bool] = []  # the lock, once read (cheaper than a functools.cache per request)
+
     def locked() -> bool:
-        return backend.client_retry_after(client_id) is not None
+        if not seen:
+            seen.append(backend.client_retry_after(client_id) is not None)
+        return seen[0]
 
     try:
         return backend.verify_credentials(client_id, secret, locked=locked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import warnings
@@ -11,6 +12,7 @@ from typing import Any
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
+from joserfc.jws import JWSRegistry
 
 from authserver.oauth.clients import OAuthClient
 from authserver.oauth.errors import TemporarilyUnavailableError
@@ -19,6 +21,13 @@ from authserver.security.keys import SigningKey
 # RFC 9864 deprecates the polymorphic "EdDSA" name, and joserfc warns on every use; it is still
 # the name resource servers' libraries understand, and operators choose it deliberately.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+@functools.cache
+def _registry(alg: str) -> JWSRegistry:
+    """joserfc's registry allowing exactly the key's algorithm, made once per algorithm (joserfc
+    builds one per call when given an algorithm list)."""
+    return JWSRegistry(algorithms=[alg])
 
 
 #: What a client told "no signing key yet" should wait: the key ring's poll interval.
@@ -68,7 +77,7 @@ class AccessTokenGenerator(BearerTokenGenerator):
         if client.actor is not None:
             claims["act"] = client.actor.as_claim()
         header = {"typ": "at+jwt", "alg": key.alg, "kid": key.kid}
-        return jwt.encode(header, claims, key.jwk, algorithms=[key.alg])
+        return jwt.encode(header, claims, key.jwk, registry=_registry(key.alg))
 
     def _expires_in(self, client: OAuthClient, grant_type: str) -> int:
         return client.token_ttl or self._default_ttl
