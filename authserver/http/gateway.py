@@ -30,6 +30,7 @@ from urllib.parse import unquote_to_bytes
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed
 from granian.rsgi import ProtocolError as RSGIProtocolError
 
+from authserver.http.deadlines import BodyDeadlines
 from authserver.http.forms import BODY
 from authserver.security.pending import ResultPending
 from authserver.security.secrets import ARGON2_CONCURRENCY, SLOW_CHECKS_ALLOWED, SlowCheckNeeded
@@ -120,7 +121,7 @@ class BufferedGateway:
     ) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
-        self._body_deadline = body_deadline
+        self._deadlines = BodyDeadlines(body_deadline)
         self._remote_wait = remote_wait
         self._slow_lane = ThreadPoolExecutor(slow_lane_threads, "authserver-slow-lane")
         #: Requests in the slow lane, running or queued; beyond the capacity: 503 at once.
@@ -214,15 +215,13 @@ class BufferedGateway:
                 return b""
             if int(declared) > self._max_body_bytes:
                 raise _BodyTooLarge
-        # asyncio.timeout, not wait_for: no extra task per request on the hot path.
-        async with asyncio.timeout(self._body_deadline):
-            try:
-                if chunked:
-                    return await self._read_chunked(protocol)
-                # hyper reads no further than Content-Length, which is within the limit.
-                body = await protocol()
-            except (RSGIProtocolError, RSGIProtocolClosed):
-                raise _BodyIncomplete from None
+        try:
+            if chunked:
+                return await self._deadlines.within(self._read_chunked(protocol))
+            # hyper reads no further than Content-Length, which is within the limit.
+            body = await self._deadlines.within(protocol())
+        except (RSGIProtocolError, RSGIProtocolClosed):
+            raise _BodyIncomplete from None
         if len(body) != int(declared):
             raise _BodyIncomplete
         return body
