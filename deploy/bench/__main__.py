@@ -36,7 +36,7 @@ Environment: ``BENCH_DURATION`` (seconds, default 10), ``BENCH_CONNECTIONS`` (de
 ``BENCH_PEER=oidc-provider`` also installs, starts and measures the peer in
 ``../shared/peers/oidc-provider`` in the same run, once like our endpoints and then head to
 head: both servers and the floor app (``floor.py``: granian and a signature, nothing else) up,
-5 alternating 5 s rounds of each, with the median per-round ratios of throughput and of server
+7 alternating 5 s rounds of each, with the median per-round ratios of throughput and of server
 CPU per token;
 ``BENCH_CHART=1`` also draws the connections sweep as ``docs/performance.png`` (needs
 matplotlib).
@@ -97,7 +97,7 @@ SCALE_REVOKED = 1_000_000
 REVOKED_LIFETIME = timedelta(days=1)
 SQLITE_BUSY_SECONDS = 60
 HAND_WRITTEN_MARKER = "<!-- hand-written below: make bench keeps this part -->"
-HEAD_TO_HEAD_ROUNDS = 5
+HEAD_TO_HEAD_ROUNDS = 7
 HEAD_TO_HEAD_SECONDS = 5
 CHART_CONNECTIONS = (1, 4, 16, 64)
 CHART_DURATION = 5
