@@ -43,6 +43,9 @@ MAX_REQUEST_BODY_TIMEOUT = 300
 #: Set by ``authserver serve`` for its workers (not an operator setting): the file through
 #: which all workers of one instance share their failed-authentication counters.
 SHARED_COUNTERS_ENV = "AUTHSERVER_SHARED_COUNTERS_FILE"
+#: Set by ``authserver serve`` for its workers (not an operator setting): the file through
+#: which they see each other's load (``authserver.http.worker_loads``).
+WORKER_LOADS_ENV = "AUTHSERVER_WORKER_LOADS_FILE"
 #: Where signing keys live: a folder on each host, or the database all instances share.
 KEY_STORES = ("files", "database")
 #: The database key store encrypts every private key under the passphrase; anything shorter

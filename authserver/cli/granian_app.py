@@ -13,6 +13,7 @@ descriptor), so a Ctrl-C never waits for the kill timeout.
 
 from __future__ import annotations
 
+import os
 import resource
 
 from granian.constants import HTTPModes, Interfaces
@@ -21,8 +22,9 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from authserver.app import create_app
-from authserver.config import MAX_BODY_BYTES, Settings
+from authserver.config import MAX_BODY_BYTES, WORKER_LOADS_ENV, Settings
 from authserver.http.gateway import BufferedGateway
+from authserver.http.worker_loads import WorkerLoads
 from authserver.maintenance import Maintenance
 
 #: Ctrl-C or SIGTERM: workers get this long to finish in-flight requests (contract: stop < 10 s).
@@ -60,7 +62,10 @@ def load_worker_app() -> BufferedGateway:
     app = create_app(settings)
     Maintenance(app).start()
     return BufferedGateway(
-        app, max_body_bytes=MAX_BODY_BYTES, body_deadline=settings.request_body_timeout
+        app,
+        max_body_bytes=MAX_BODY_BYTES,
+        body_deadline=settings.request_body_timeout,
+        loads=WorkerLoads(os.environ.get(WORKER_LOADS_ENV)),
     )
 
 

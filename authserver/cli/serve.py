@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import click
 
 from authserver.cli.context import app_context, current_settings
-from authserver.config import PROMETHEUS_MULTIPROC_ENV, SHARED_COUNTERS_ENV
+from authserver.config import PROMETHEUS_MULTIPROC_ENV, SHARED_COUNTERS_ENV, WORKER_LOADS_ENV
 from authserver.extensions import db
+from authserver.http import worker_loads
 from authserver.http.routes import TOKEN
 from authserver.json_logs import configure_json_logs
 from authserver.schema import schema_behind
@@ -55,7 +56,7 @@ def command(host: str, port: int, workers: int | None) -> None:
         f"authserver serving on http://{_url_host(host)}:{port} (issuer {settings.issuer})",
         err=True,
     )
-    with _metrics_directory(), _shared_counters():
+    with _metrics_directory(), _shared_counters(), _worker_loads():
         from authserver.cli import granian_app  # the HTTP server: only when serving
 
         granian_app.serve(host, port, workers or os.cpu_count() or 1)
@@ -94,6 +95,21 @@ def _shared_counters() -> Iterator[None]:
         yield
     finally:
         del os.environ[SHARED_COUNTERS_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _worker_loads() -> Iterator[None]:
+    """Give the workers one table of their loads, through which a queued worker sees an idle
+    one (authserver/http/worker_loads.py); in a private folder, removed on exit."""
+    directory = tempfile.mkdtemp(prefix="authserver-loads-")
+    path = os.path.join(directory, "loads")
+    worker_loads.create_file(path)
+    os.environ[WORKER_LOADS_ENV] = path
+    try:
+        yield
+    finally:
+        del os.environ[WORKER_LOADS_ENV]
         shutil.rmtree(directory, ignore_errors=True)
 
 

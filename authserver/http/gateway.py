@@ -32,6 +32,7 @@ from granian.rsgi import ProtocolError as RSGIProtocolError
 
 from authserver.http.deadlines import BodyDeadlines
 from authserver.http.forms import BODY
+from authserver.http.worker_loads import WorkerLoads
 from authserver.security.pending import ResultPending
 from authserver.security.secrets import ARGON2_CONCURRENCY, SLOW_CHECKS_ALLOWED, SlowCheckNeeded
 
@@ -118,8 +119,10 @@ class BufferedGateway:
         body_deadline: float,
         slow_lane_threads: int = ARGON2_CONCURRENCY,
         remote_wait: float = REMOTE_WAIT_SECONDS,
+        loads: WorkerLoads | None = None,
     ) -> None:
         self._app = app
+        self._loads = loads or WorkerLoads(None)
         self._max_body_bytes = max_body_bytes
         self._deadlines = BodyDeadlines(body_deadline)
         self._remote_wait = remote_wait
@@ -129,6 +132,19 @@ class BufferedGateway:
         self._slow_lane_waiting = 0
 
     async def __call__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
+        self._loads.begin()
+        try:
+            (status, headers, content), close = await self._answer(scope, protocol)
+        except BaseException:
+            self._loads.end()
+            raise
+        # A queued worker asks its client to reconnect when another worker idles (worker_loads).
+        if self._loads.end() or close:
+            headers = [*headers, ("Connection", "close")]
+        protocol.response_bytes(status, headers, content)
+
+    async def _answer(self, scope: RSGIScope, protocol: RSGIProtocol) -> tuple[_Answer, bool]:
+        """The answer, and whether the connection must close after it."""
         environ = _environ(scope)
         body = b""
         try:
@@ -156,9 +172,7 @@ class BufferedGateway:
             status, headers, content = await self._after_fetch(pending, pristine, body)
         finally:
             SLOW_CHECKS_ALLOWED.reset(allowed)
-        if close:
-            headers = [*headers, ("Connection", "close")]
-        protocol.response_bytes(status, headers, content)
+        return (status, headers, content), close
 
     async def _in_slow_lane(self, environ: dict[str, Any], body: bytes) -> _Answer:
         """Run the request again where slow checks may run, or refuse it if too many wait."""
