@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "authserver.errors",
         "authserver.audit",
         "authserver.json_logs",
+        "authserver.compact_json",
         "authserver.operator_log",
         "authserver.wellknown",
         "authserver",
