@@ -13,8 +13,10 @@ stalled client costs one pending coroutine, and only a complete request runs the
   refused with 413 as soon as that is known: never cut short and served.
 
 The refusals are answered by the app itself (see :data:`REFUSED`), so they carry the same
-request id, headers and access-log line as every other answer. The environ is PEP 3333's;
-werkzeug still parses the request.
+request id, headers and access-log line as every other answer. The environ is PEP 3333's, with
+the body also under ``authserver.body`` for the OAuth endpoints, which read it as it is. Each
+answer may also close its connection when the worker is queued and another idles
+(:mod:`authserver.http.worker_loads`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 They are the hot path, so they skip Flask's request machinery (routing, request context,
 hooks), which the profile showed costing as much again as the rest of a token request
-besides signing (docs/performance.md). What they still need of Flask is its application
-context, for the database session; werkzeug parses the request as it does for Flask.
+besides signing (docs/performance.md). They also skip werkzeug's request object and Flask's
+application context (the backend holds the engine): the environ is read with werkzeug's
+parsers, and the body is the one the gateway already read. Flask's app is needed only to
+answer a database failure.
 """
 
 from __future__ import annotations
