@@ -14,6 +14,7 @@ import pytest
 
 from authserver.http.gateway import BufferedGateway
 from authserver.http.worker_loads import SHED_INTERVAL_SECONDS, WorkerLoads, create_file
+from tests.support.rsgi import Scope
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -83,19 +84,7 @@ def _app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[by
     return [b"ok"]
 
 
-class _Headers:
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = items
-
-    def items(self) -> list[tuple[str, str]]:
-        return self._items
-
-
-class _Scope:
-    proto, http_version, scheme = "http", "1.1", "http"
-    server, client = "127.0.0.1:8080", "127.0.0.1:50000"
-    method, path, query_string = "POST", "/", ""
-    headers = _Headers([("content-length", "2")])
+HEADERS = [("content-length", "2")]
 
 
 class _Protocol:
@@ -123,9 +112,9 @@ def test_the_gateway_answers_with_connection_close_when_queued_beside_an_idle_wo
         later, now = asyncio.Event(), asyncio.Event()
         now.set()
         slow, quick = _Protocol(later), _Protocol(now)
-        waiting = asyncio.ensure_future(gateway(_Scope(), slow))  # type: ignore[arg-type]
+        waiting = asyncio.ensure_future(gateway(Scope("/", HEADERS), slow))  # type: ignore[arg-type]
         await asyncio.sleep(0)
-        await gateway(_Scope(), quick)  # type: ignore[arg-type]
+        await gateway(Scope("/", HEADERS), quick)  # type: ignore[arg-type]
         later.set()
         await waiting
         return quick.headers, slow.headers

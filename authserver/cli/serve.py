@@ -9,7 +9,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -56,7 +56,14 @@ def command(host: str, port: int, workers: int | None) -> None:
         f"authserver serving on http://{_url_host(host)}:{port} (issuer {settings.issuer})",
         err=True,
     )
-    with _metrics_directory(), _shared_counters(), _worker_loads():
+    with (
+        _metrics_directory(),
+        # One table of failure counters: the contract's limits count every failure of this
+        # instance whichever worker saw it (security/shared_counters.py).
+        _shared_file(SHARED_COUNTERS_ENV, "failures", shared_counters.create_file),
+        # One table of the workers' loads: a queued worker sees an idle one (worker_loads.py).
+        _shared_file(WORKER_LOADS_ENV, "loads", worker_loads.create_file),
+    ):
         from authserver.cli import granian_app  # the HTTP server: only when serving
 
         granian_app.serve(host, port, workers or os.cpu_count() or 1)
@@ -81,35 +88,17 @@ def _metrics_directory() -> Iterator[None]:
 
 
 @contextmanager
-def _shared_counters() -> Iterator[None]:
-    """Give the workers one table of failure counters, so the contract's limits count every
-    failure of this instance whichever worker saw it (security/shared_counters.py).
-
-    The file lives in a private folder made for this instance and is removed on exit.
-    """
-    directory = tempfile.mkdtemp(prefix="authserver-counters-")
-    path = os.path.join(directory, "failures")
-    shared_counters.create_file(path)
-    os.environ[SHARED_COUNTERS_ENV] = path
+def _shared_file(variable: str, name: str, create: Callable[[str], None]) -> Iterator[None]:
+    """A file every worker of this instance maps, made by ``create`` in a private folder for
+    this instance, named to the workers in the environment ``variable``, removed on exit."""
+    directory = tempfile.mkdtemp(prefix=f"authserver-{name}-")
+    path = os.path.join(directory, name)
+    create(path)
+    os.environ[variable] = path
     try:
         yield
     finally:
-        del os.environ[SHARED_COUNTERS_ENV]
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def _worker_loads() -> Iterator[None]:
-    """Give the workers one table of their loads, through which a queued worker sees an idle
-    one (authserver/http/worker_loads.py); in a private folder, removed on exit."""
-    directory = tempfile.mkdtemp(prefix="authserver-loads-")
-    path = os.path.join(directory, "loads")
-    worker_loads.create_file(path)
-    os.environ[WORKER_LOADS_ENV] = path
-    try:
-        yield
-    finally:
-        del os.environ[WORKER_LOADS_ENV]
+        del os.environ[variable]
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.support.rsgi import Scope
+
 #: The parts of a token request, in the order a sample is matched against them: the first
 #: whose markers appear on the sample's stack (function or file names) gets it.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -56,28 +58,6 @@ WARMUP_REQUESTS = 300
 JSON_LOGGERS = ("authserver.access", "authserver.audit")
 
 
-class _Headers:
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = items
-
-    def items(self) -> list[tuple[str, str]]:
-        return self._items
-
-
-class _Scope:
-    proto = "http"
-    http_version = "1.1"
-    server = "127.0.0.1:8080"
-    client = "127.0.0.1:50000"
-    scheme = "http"
-    method = "POST"
-    path = "/oauth2/token"
-    query_string = ""
-
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        self.headers = _Headers(headers)
-
-
 class _Protocol:
     def __init__(self, body: bytes) -> None:
         self._body = body
@@ -90,7 +70,7 @@ class _Protocol:
         self.status = status
 
 
-def _prepared(directory: Path) -> tuple[Any, _Scope, bytes]:
+def _prepared(directory: Path) -> tuple[Any, Scope, bytes]:
     """A migrated database with one secret client, a signing key, and serve's environment."""
     os.environ.update(
         AUTHSERVER_DATABASE_URL=f"sqlite:///{directory / 'authserver.db'}",
@@ -126,10 +106,10 @@ def _prepared(directory: Path) -> tuple[Any, _Scope, bytes]:
         ("content-type", "application/x-www-form-urlencoded"),
         ("content-length", str(len(body))),
     ]
-    return gateway, _Scope(headers), body
+    return gateway, Scope("/oauth2/token", headers), body
 
 
-async def serve_tokens(gateway: Any, scope: _Scope, body: bytes, count: int) -> None:
+async def serve_tokens(gateway: Any, scope: Scope, body: bytes, count: int) -> None:
     for _ in range(count):
         protocol = _Protocol(body)
         await gateway(scope, protocol)
