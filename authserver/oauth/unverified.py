@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.errors import JoseError
-from joserfc.jws import extract_compact
+from joserfc.jws import CompactSignature, extract_compact
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Unverified:
 
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
+    #: joserfc's reading of it, which its signature can be checked on without a second parse.
+    compact: CompactSignature | None = field(default=None, compare=False, repr=False)
 
     @property
     def issuer(self) -> str | None:
@@ -49,4 +51,4 @@ def read_unverified(assertion: str) -> Unverified | None:
         return None
     if not isinstance(claims, dict):
         return None
-    return Unverified(token.headers(), claims)
+    return Unverified(token.headers(), claims, token)
