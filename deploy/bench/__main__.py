@@ -734,7 +734,7 @@ def measure_private_key_jwt(
 
 
 def head_to_head(
-    token_url: str, credentials: dict[str, str], server_pid: int, peer_url: str
+    token_url: str, credentials: dict[str, str], server_pid: int, peer_url: str, directory: Path
 ) -> list[Round]:
     """Ours, the peer's and the floor app's token endpoint in alternating short runs, all
     three servers up.
@@ -744,7 +744,7 @@ def head_to_head(
     """
     peer = peer_pid()
     peer_credentials = {"BASIC": basic(*PEER_CLIENT)}
-    with floor.floor_running() as (floor_url, floor_pid):
+    with floor.floor_running(directory) as (floor_url, floor_pid):
         return [
             Round(
                 metered(f"token round {number}", token_url, credentials, server_pid),
@@ -1070,7 +1070,9 @@ def bench() -> None:
                 with peer_running() as peer_url:
                     if peer_url:
                         peer = measure_peer(peer_url)
-                        rounds = head_to_head(token_url, credentials, server.process.pid, peer_url)
+                        rounds = head_to_head(
+                            token_url, credentials, server.process.pid, peer_url, directory
+                        )
             print("connections: c=1, 4, 16, 64", flush=True)
             chart_points = sweep(token_url, credentials)
             print("verification: JWTVerifier against bare joserfc", flush=True)

@@ -26,10 +26,10 @@ from joserfc.jwk import RSAKey
 
 from authserver.cli.granian_app import LISTEN_BACKLOG
 from tests.support.postgres import free_port
+from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 30
-STOP_SECONDS = 10
 HEADER = {"typ": "at+jwt", "alg": "RS256", "kid": "floor"}
 ANSWER_HEADERS = [("content-type", "application/json"), ("cache-control", "no-store")]
 
@@ -59,8 +59,9 @@ def app_factory() -> Callable[[Any, Any], Awaitable[None]]:
 
 
 @contextmanager
-def floor_running() -> Iterator[tuple[str, int]]:
-    """The floor app on a free port: yields its URL and pid, and stops it on exit."""
+def floor_running(directory: Path) -> Iterator[tuple[str, int]]:
+    """The floor app on a free port (its output in ``directory``): yields its URL and pid, and
+    stops its whole process group on exit (a worker still starting must not outlive it)."""
     port = free_port()
     command = [
         *(sys.executable, "-m", "granian", "--interface", "rsgi", "--factory", "--http", "1"),
@@ -68,24 +69,18 @@ def floor_running() -> Iterator[tuple[str, int]]:
         *("--no-ws", "--log-level", "warning", "--port", str(port)),
         f"{__name__}:{app_factory.__name__}",
     ]
+    log = directory / "floor.log"
+    handle = log.open("wb")
     process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=handle, stderr=handle,
         start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/oauth2/token"
+    )  # fmt: skip
+    server = Server(process, port, dict(os.environ), log, handle)
     try:
-        _wait_until_up(url, process)
-        yield url, process.pid
+        _wait_until_up(server.url + "/oauth2/token", process)
+        yield server.url + "/oauth2/token", process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_SECONDS)
+        server.kill()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
