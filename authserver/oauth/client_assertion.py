@@ -121,7 +121,7 @@ class ClientAssertionVerifier(JWTBearerClientAssertion):
         """The claims once the signature verifies. The assertion read already (``read``) is
         checked as joserfc read it, rather than read a second time by ``jwt.decode``."""
         try:
-            if self._read is not None and self._read.compact is not None:
+            if self._read is not None:
                 if not validate_compact(self._read.compact, resolve_key, registry=_REGISTRY):
                     raise BadSignatureError()
                 claims: dict[str, Any] = dict(self._read.claims)

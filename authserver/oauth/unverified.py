@@ -20,7 +20,7 @@ class Unverified:
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
     #: joserfc's reading of it, which its signature can be checked on without a second parse.
-    compact: CompactSignature | None = field(default=None, compare=False, repr=False)
+    compact: CompactSignature = field(compare=False, repr=False)
 
     @property
     def issuer(self) -> str | None:
