@@ -32,15 +32,15 @@ from authserver.security.keys import SigningKey
 from authserver.security.quotas import TokenQuotas
 from authserver.security.remote_jwks import MAX_URI_LENGTH, KeySetUnavailable, RemoteKeySets
 from authserver.security.secrets import RememberingVerifier, unless_locked
-from authserver.services import assertions, registrations, revocations
+from authserver.services import registrations, revocations
 from authserver.services import trusts as trust_service
+from authserver.services.assertion_ledger import AssertionLedger, ledger_for
 from authserver.services.database_guard import (
     BACKGROUND_CALL_TIMEOUT_SECONDS,
     RETRY_AFTER_SECONDS,
     DatabaseGuard,
     DatabaseUnreachable,
     in_session,
-    in_transaction,
 )
 from authserver.services.issuance import IssuanceWatch
 from authserver.services.key_retention import RetentionCache
@@ -110,6 +110,7 @@ class DatabaseBackend:
     revocations: RevocationList
     registrations: RegistrationCache = field(init=False)
     trusts: FreshCache[tuple[TrustRule, ...]] = field(init=False)
+    assertion_ledger: AssertionLedger = field(init=False)
     remote_keys: RemoteKeySets
     issuer_keys: IssuerKeys
     quotas: TokenQuotas
@@ -127,6 +128,7 @@ class DatabaseBackend:
             outage_grace=self.outage_grace,
         )
         object.__setattr__(self, "trusts", trusts)
+        object.__setattr__(self, "assertion_ledger", ledger_for(self.engine, self.database))
 
     def read(self, work: Callable[[Session], T], timeout: float | None = None) -> T:
         return read_through(self.database, self.engine, work, timeout)
@@ -174,14 +176,7 @@ class DatabaseBackend:
         fresh = True
         if jti is not None:
             try:
-                fresh = self.database.call(
-                    in_transaction(
-                        self.engine,
-                        lambda connection: assertions.first_use(
-                            connection, issuer, jti, expires_at
-                        ),
-                    )
-                )
+                fresh = self.assertion_ledger.spend(issuer, jti, expires_at)
             except DatabaseUnreachable:
                 raise _unavailable("used assertions cannot be recorded") from None
         if fresh:

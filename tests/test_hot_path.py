@@ -4,6 +4,7 @@ writes: every SQL statement the app's engine runs is recorded while requests are
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy import event
 from authserver.extensions import db
 from authserver.oauth.client_assertion import JWT_BEARER
 from authserver.services import trusts
+from authserver.services.assertion_ledger import SqliteLedger
 from tests.conftest import ISSUER, LiveServer
 from tests.support.oauth import CreateClient, issue_token
 from tests.support.workload_issuer import WorkloadIssuer
@@ -54,10 +56,20 @@ class StatementLog:
 
 
 @pytest.fixture
-def statements(app: Flask) -> Iterator[StatementLog]:
+def statements(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[StatementLog]:
+    """The engine's statements, and those of the SQLite ledger's own connections
+    (``assertion_ledger.py``), traced by SQLite itself."""
     log = StatementLog()
     with app.app_context():
         engine = db.engine
+    connection_of = SqliteLedger._connection
+
+    def traced(ledger: SqliteLedger) -> sqlite3.Connection:
+        connection = connection_of(ledger)
+        connection.set_trace_callback(lambda statement: log.record(None, None, statement))
+        return connection
+
+    monkeypatch.setattr(SqliteLedger, "_connection", traced)
     event.listen(engine, "before_cursor_execute", log.record)
     yield log
     event.remove(engine, "before_cursor_execute", log.record)

@@ -9,6 +9,7 @@ would cost a second per command; ``tests/test_cli.py`` covers the script itself)
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from sqlalchemy import func, select, text
 
 from authserver.app import create_app
 from authserver.config import Settings
+from authserver.database import SQLITE_BUSY_TIMEOUT_MS
 from authserver.extensions import db
 from authserver.maintenance import Maintenance
 from authserver.models import UsedAssertion
@@ -266,6 +268,32 @@ def test_a_replayed_assertion_is_refused(
 
     assert first.status_code == 200
     assert (second.status_code, second.json()["error"]) == (401, "invalid_client")
+
+
+@SQLITE_ONLY
+def test_a_key_client_gets_503_while_another_process_holds_the_sqlite_write_lock(
+    settings: Settings, cli: Any, jwks_file: Path, rsa_key: RSAKey, live_server: LiveServer
+) -> None:
+    """The assertion cannot be spent, so no token: a 503 the client may retry, within the
+    guard's bound (not SQLite's 5 s busy timeout), and the assertion is still good after."""
+    client_id = create_key_client(cli, jwks_file)["client_id"]
+    signed = assertion(rsa_key, client_id)
+    blocker = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    blocker.isolation_level = None
+    blocker.execute("BEGIN IMMEDIATE")  # the write lock, as a long CLI import would hold it
+    try:
+        started = time.monotonic()
+        refused = post_assertion(live_server.url, signed)
+        waited = time.monotonic() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == "temporarily_unavailable"
+    assert refused.headers["Retry-After"] == "1"
+    assert waited < SQLITE_BUSY_TIMEOUT_MS / 1000
+    assert post_assertion(live_server.url, signed).status_code == 200
 
 
 @SQLITE_ONLY

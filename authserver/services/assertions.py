@@ -41,15 +41,14 @@ def assertion_digest(issuer: str, jti: str) -> str:
 def first_use(connection: Connection, issuer: str, jti: str, expires_at: datetime) -> bool:
     """Record the assertion; False if it had been recorded before (a replay).
 
-    On a Core connection, not an ORM session: this runs on every token request of a key
-    client, and the session's unit of work cost more than the insert itself.
+    On an autocommit Core connection (:mod:`assertion_ledger`): the statement is its own
+    transaction, and the ORM session's unit of work would cost more than the insert itself.
     """
     values = {"digest": assertion_digest(issuer, jti), "expires_at": expires_at}
     statement = _insert_unless_present(connection.dialect.name)
-    if statement is None:  # another database: a savepoint, and the key's violation says "seen"
+    if statement is None:  # another database: the key's violation says "seen"
         try:
-            with connection.begin_nested():
-                connection.execute(sql_insert(UsedAssertion).values(values))
+            connection.execute(sql_insert(UsedAssertion).values(values))
         except IntegrityError:
             return False
         return True

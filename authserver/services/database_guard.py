@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -203,17 +203,6 @@ def _means_unreachable(exc: SQLAlchemyError) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0]
-
-
-def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> Callable[[], T]:
-    """``work`` on a connection in a transaction of its own, committed if it returns: for a
-    single statement on the hot path, where an ORM session's set-up would cost more."""
-
-    def run() -> T:
-        with engine.begin() as connection:
-            return work(connection)
-
-    return run
 
 
 def in_session(engine: Engine, work: Callable[[Session], T]) -> Callable[[], T]:

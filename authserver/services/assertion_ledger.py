@@ -1,0 +1,126 @@
+"""Where a key client's token request spends its assertion's ``jti``: the one database write
+on the token path, so the one place its cost is decided (docs/performance.md, issue 18).
+
+Both ledgers write one autocommit ``INSERT ... ON CONFLICT DO NOTHING``: the statement is its
+own transaction, so the database holds the row's lock only while it runs, and of two
+requests racing with the same assertion exactly one inserts (:mod:`assertions`).
+
+- :class:`SqliteLedger` (an embedded SQLite file) runs it on the caller's thread, on a
+  connection of that thread's own. Measured in ``make bench`` (2 workers, c=16): a
+  transaction around the statement kept SQLite's write lock while the worker's thread waited
+  for the interpreter, so the other worker's write found the database busy and slept (1 ms and
+  more, SQLite's busy handler); the guard's thread hand-off and the pool's checkout came on
+  top. Together they cost a key client's token about 0.4× a secret client's CPU, this ledger
+  about 0.15×. A local file cannot hang like a network peer, so the guard's thread is not
+  needed: the wait for the lock is bounded by the busy timeout, set to the guard's own
+  :data:`CALL_TIMEOUT_SECONDS`.
+- :class:`GuardedLedger` (PostgreSQL) runs it on the guard's thread (a database across a
+  network can stop answering), in one round trip instead of ``BEGIN``, ``INSERT``, ``COMMIT``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
+
+from authserver.models import UsedAssertion
+from authserver.services.assertions import assertion_digest, first_use
+from authserver.services.database_guard import (
+    CALL_TIMEOUT_SECONDS,
+    DatabaseGuard,
+    DatabaseUnreachable,
+)
+
+
+class AssertionLedger(Protocol):
+    def spend(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        """Record the assertion until ``expires_at``; False if it was recorded before (a
+        replay). Raises :class:`DatabaseUnreachable` when it cannot be recorded."""
+
+
+def ledger_for(engine: Engine, guard: DatabaseGuard) -> AssertionLedger:
+    """The ledger for the engine's database."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return SqliteLedger(engine.url.database)
+    return GuardedLedger(engine, guard)
+
+
+class GuardedLedger:
+    """On the guard's thread, as one autocommit statement."""
+
+    def __init__(self, engine: Engine, guard: DatabaseGuard) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._guard = guard
+
+    def spend(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        def insert() -> bool:
+            with self._engine.connect() as connection:
+                return first_use(connection, issuer, jti, expires_at)
+
+        return self._guard.call(insert)
+
+
+class SqliteLedger:
+    """On the calling thread, through a connection each thread keeps to the file.
+
+    The statement is SQLAlchemy's own for the table (compiled once), and the expiry is bound
+    as the column's type binds it, so the rows are the ones :class:`GuardedLedger` and the
+    ORM write and read.
+    """
+
+    def __init__(self, path: str) -> None:
+        # mode=rw: the engine made the file (with its owner-only mode); never create one here.
+        self._uri = f"file:{path}?mode=rw"
+        self._connections = threading.local()
+        statement = sqlite.insert(UsedAssertion).on_conflict_do_nothing(index_elements=["digest"])
+        dialect = sqlite.dialect()
+        compiled = statement.compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ())
+        column_type = UsedAssertion.__table__.c.expires_at.type
+        bind: Callable[[Any], Any] | None = column_type.dialect_impl(dialect).bind_processor(
+            dialect
+        )
+        self._bind_expiry: Callable[[Any], Any] = bind or (lambda value: value)
+
+    def spend(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        values = {
+            "digest": assertion_digest(issuer, jti),
+            "expires_at": self._bind_expiry(expires_at),
+        }
+        try:
+            cursor = self._connection().execute(self._sql, [values[n] for n in self._order])
+        except sqlite3.Error as exc:
+            self._drop_connection()
+            raise DatabaseUnreachable(str(exc) or type(exc).__name__) from exc
+        return cursor.rowcount == 1
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._connections, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self._uri,
+                uri=True,
+                timeout=CALL_TIMEOUT_SECONDS,
+                isolation_level=None,  # autocommit: the statement is its own transaction
+            )
+            # Per connection, as the engine's (authserver.database): the log is synced at
+            # checkpoints, not at every commit.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._connections.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._connections, "connection", None)
+        self._connections.connection = None
+        if connection is not None:
+            try:
+                connection.close()
+            except sqlite3.Error:
+                pass

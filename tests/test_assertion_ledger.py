@@ -1,0 +1,96 @@
+"""The SQLite ledger of spent assertions (``authserver/services/assertion_ledger.py``) on a
+real, migrated SQLite file: several connections racing with one ``jti``, the rows the ORM
+reads, and a database it cannot write to. The PostgreSQL ledger is exercised through HTTP by
+tests/test_private_key_jwt.py on both databases."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from authserver.services.assertion_ledger import GuardedLedger, SqliteLedger, ledger_for
+from authserver.services.assertions import was_used
+from authserver.services.database_guard import DatabaseGuard, DatabaseUnreachable
+
+
+@pytest.fixture
+def database_file(migrated_sqlite_url: str) -> str:
+    return migrated_sqlite_url.removeprefix("sqlite:///")
+
+
+def later(seconds: int = 120) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_of_eight_threads_on_four_ledgers_spending_one_jti_exactly_one_succeeds(
+    database_file: str,
+) -> None:
+    ledgers = [SqliteLedger(database_file) for _ in range(4)]  # four workers
+    start, results = threading.Barrier(8), []
+
+    def spend(ledger: SqliteLedger) -> None:
+        start.wait(timeout=10)
+        results.append(ledger.spend("client-a", "jti-1", later()))
+
+    threads = [threading.Thread(target=spend, args=(ledger,)) for ledger in ledgers * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_a_jti_is_spent_per_issuer_and_read_back_by_the_orm(
+    migrated_sqlite_url: str, database_file: str
+) -> None:
+    ledger = SqliteLedger(database_file)
+    assert ledger.spend("client-a", "jti-1", later())
+    assert ledger.spend("client-b", "jti-1", later())
+    assert not ledger.spend("client-a", "jti-1", later())
+
+    engine = create_engine(migrated_sqlite_url)
+    with Session(engine) as session:
+        now = datetime.now(UTC)
+        assert was_used(session, "client-a", "jti-1", now)
+        assert not was_used(session, "client-a", "jti-2", now)
+        assert not was_used(session, "client-a", "jti-1", later(200))  # compared as the ORM binds
+    engine.dispose()
+
+
+def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_recovers(
+    database_file: str,
+) -> None:
+    ledger = SqliteLedger(database_file)
+    blocker = sqlite3.connect(database_file, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseUnreachable, match="locked"):
+            ledger.spend("client-a", "jti-1", later())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert ledger.spend("client-a", "jti-1", later())
+
+
+def test_a_missing_file_is_unreachable_and_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.db"
+
+    with pytest.raises(DatabaseUnreachable):
+        SqliteLedger(str(missing)).spend("client-a", "jti-1", later())
+
+    assert not missing.exists()
+
+
+def test_an_in_memory_sqlite_database_goes_through_the_engine(tmp_path: Path) -> None:
+    """A ``:memory:`` database exists only on the engine's own connection."""
+    assert isinstance(ledger_for(create_engine("sqlite://"), DatabaseGuard()), GuardedLedger)
+    file_engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    assert isinstance(ledger_for(file_engine, DatabaseGuard()), SqliteLedger)
