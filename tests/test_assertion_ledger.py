@@ -5,8 +5,10 @@ tests/test_private_key_jwt.py on both databases."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +80,20 @@ def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_
         blocker.close()
 
     assert ledger.spend("client-a", "jti-1", later())
+
+
+def test_a_database_under_a_path_with_uri_characters_is_the_one_written(
+    tmp_path: Path, database_file: str
+) -> None:
+    folder = tmp_path / "a?b#c%20d"
+    folder.mkdir()
+    moved = folder / "authserver.db"
+    shutil.copyfile(database_file, moved)
+
+    assert SqliteLedger(str(moved)).spend("client-a", "jti-1", later())
+
+    with closing(sqlite3.connect(moved)) as connection:
+        assert connection.execute("SELECT count(*) FROM used_assertions").fetchone() == (1,)
 
 
 def test_a_missing_file_is_unreachable_and_not_created(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.dialects import sqlite
@@ -67,7 +68,8 @@ class GuardedLedger:
 
 
 class SqliteLedger:
-    """On the calling thread, through a connection each thread keeps to the file.
+    """On the calling thread, through a connection each thread keeps to the file, made on
+    its first write there (in a worker, never in the process that forks the workers).
 
     The statement is SQLAlchemy's own for the table (compiled once), and the expiry is bound
     as the column's type binds it, so the rows are the ones :class:`GuardedLedger` and the
@@ -76,7 +78,8 @@ class SqliteLedger:
 
     def __init__(self, path: str) -> None:
         # mode=rw: the engine made the file (with its owner-only mode); never create one here.
-        self._uri = f"file:{path}?mode=rw"
+        # as_uri() escapes what a URI would read as its query or fragment ("?", "#", "%").
+        self._uri = f"{Path(path).absolute().as_uri()}?mode=rw"
         self._connections = threading.local()
         statement = sqlite.insert(UsedAssertion).on_conflict_do_nothing(index_elements=["digest"])
         dialect = sqlite.dialect()
