@@ -67,7 +67,7 @@ def test_a_jti_is_spent_per_issuer_and_read_back_by_the_orm(
 
 
 def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_recovers(
-    database_file: str,
+    database_file: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     ledger = SqliteLedger(database_file)
     blocker = sqlite3.connect(database_file, isolation_level=None)
@@ -79,6 +79,7 @@ def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_
         blocker.execute("ROLLBACK")
         blocker.close()
 
+    assert "used assertion not recorded (SQLite: database is locked)" in caplog.text
     assert ledger.spend("client-a", "jti-1", later())
 
 
