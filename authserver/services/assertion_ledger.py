@@ -2,18 +2,17 @@
 on the token path, so the one place its cost is decided (docs/performance.md, issue 18).
 
 Both ledgers write one autocommit ``INSERT ... ON CONFLICT DO NOTHING``: the statement is its
-own transaction, so the database holds the row's lock only while it runs, and of two
-requests racing with the same assertion exactly one inserts (:mod:`assertions`).
+own transaction, and of two requests racing with the same assertion exactly one inserts
+(:mod:`assertions`).
 
-- :class:`SqliteLedger` (an embedded SQLite file) runs it on the caller's thread, on a
-  connection of that thread's own. Measured in ``make bench`` (2 workers, c=16): a
-  transaction around the statement kept SQLite's write lock while the worker's thread waited
-  for the interpreter, so the other worker's write found the database busy and slept (1 ms and
-  more, SQLite's busy handler); the guard's thread hand-off and the pool's checkout came on
-  top. Together they cost a key client's token about 0.4× a secret client's CPU, this ledger
-  about 0.15×. A local file cannot hang like a network peer, so the guard's thread is not
-  needed: the wait for the lock is bounded by the busy timeout, set to the guard's own
-  :data:`CALL_TIMEOUT_SECONDS`.
+- :class:`SqliteLedger` (an embedded SQLite file) runs it on the caller's thread, through the
+  driver, on a connection of that thread's own. Measured in alternating pairs of ``make
+  bench``'s runs (2 workers, c=16, both cores busy): the layers around the write (the guard's
+  thread hand-off, the pool's checkout, SQLAlchemy's connection and transaction) cost several
+  times what they cost in one process, and dropping them took a key client's token from 1.8×
+  to 1.4× a secret client's CPU. A local file cannot hang like a network peer, so the guard's
+  thread is not needed: the wait for another writer's lock is bounded by the busy timeout,
+  set to the guard's own :data:`CALL_TIMEOUT_SECONDS`.
 - :class:`GuardedLedger` (PostgreSQL) runs it on the guard's thread (a database across a
   network can stop answering), in one round trip instead of ``BEGIN``, ``INSERT``, ``COMMIT``.
 """
