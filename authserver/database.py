@@ -3,10 +3,11 @@ that it is private), how connections are pooled, and SQLite's per-connection pra
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
 from authserver.errors import ConfigError
@@ -38,11 +39,19 @@ def database_uri(database_url: str) -> str:
     package. The file is made ready here, so that a fresh checkout works without set-up.
     """
     url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    file = sqlite_file(url)
+    if file is None:
         return database_url
-    path = Path(url.database).absolute()
+    path = Path(file).absolute()
     _prepare_sqlite_file(path)
     return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
 
 
 def _prepare_sqlite_file(path: Path) -> None:
@@ -91,7 +100,13 @@ def allow_long_statements(session: Session, seconds: float) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
-    """Per-connection SQLite settings for a server with several worker processes.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        configure_sqlite_connection(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS)
+
+
+def configure_sqlite_connection(connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Per-connection SQLite settings for a server with several worker processes: every
+    engine's connections, and the used-assertion ledger's own (``services.assertion_ledger``).
 
     Foreign keys are enforced only when asked; WAL lets readers (every token request) go on
     while the CLI or a worker writes; the busy timeout makes a writer wait for the lock
@@ -101,10 +116,9 @@ def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None
     loop (every request of the worker) for 5 to 20 ms each time. The database stays
     consistent; a power loss (not a crash of the server) may lose the last commits.
     """
-    if type(dbapi_connection).__module__ == "sqlite3":
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

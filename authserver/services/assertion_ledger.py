@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
+from authserver.database import configure_sqlite_connection, sqlite_file
 from authserver.models import UsedAssertion
 from authserver.services.assertions import assertion_digest, first_use
 from authserver.services.database_guard import (
@@ -49,8 +50,9 @@ class AssertionLedger(Protocol):
 
 def ledger_for(engine: Engine, guard: DatabaseGuard) -> AssertionLedger:
     """The ledger for the engine's database."""
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        return SqliteLedger(engine.url.database)
+    file = sqlite_file(engine.url)
+    if file is not None:
+        return SqliteLedger(file)
     return GuardedLedger(engine, guard)
 
 
@@ -116,12 +118,10 @@ class SqliteLedger:
             connection = sqlite3.connect(
                 self._uri,
                 uri=True,
-                timeout=CALL_TIMEOUT_SECONDS,
                 isolation_level=None,  # autocommit: the statement is its own transaction
             )
-            # Per connection, as the engine's (authserver.database): the log is synced at
-            # checkpoints, not at every commit.
-            connection.execute("PRAGMA synchronous=NORMAL")
+            # The engine's settings, with the guard's bound as the wait for the lock.
+            configure_sqlite_connection(connection, int(CALL_TIMEOUT_SECONDS * 1000))
             self._connections.connection = connection
         return connection
 
