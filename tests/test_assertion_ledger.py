@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,19 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from authserver.services.assertion_ledger import GuardedLedger, SqliteLedger, ledger_for
+from authserver.services.assertion_ledger import (
+    FIRST_PAUSE_SECONDS,
+    LONGEST_PAUSE_SECONDS,
+    GuardedLedger,
+    SqliteLedger,
+    ledger_for,
+)
 from authserver.services.assertions import was_used
-from authserver.services.database_guard import DatabaseGuard, DatabaseUnreachable
+from authserver.services.database_guard import (
+    CALL_TIMEOUT_SECONDS,
+    DatabaseGuard,
+    DatabaseUnreachable,
+)
 
 
 @pytest.fixture
@@ -66,21 +77,66 @@ def test_a_jti_is_spent_per_issuer_and_read_back_by_the_orm(
     engine.dispose()
 
 
-def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_recovers(
-    database_file: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    ledger = SqliteLedger(database_file)
-    blocker = sqlite3.connect(database_file, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(DatabaseUnreachable, match="locked"):
-            ledger.spend("client-a", "jti-1", later())
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+class Stopwatch:
+    """A monotonic clock that only the ledger's pauses move, so a wait of the guard's whole
+    bound takes no time and every pause is on record."""
 
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def blocker(database_file: str) -> Iterator[sqlite3.Connection]:
+    """Another process's connection holding SQLite's write lock until it rolls back."""
+    connection = sqlite3.connect(database_file, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    yield connection
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+    connection.close()
+
+
+def test_a_locked_database_is_unreachable_after_the_guards_bound_and_the_ledger_recovers(
+    database_file: str, blocker: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = Stopwatch()
+    ledger = SqliteLedger(database_file, clock=watch.clock, pause=watch.pause)
+
+    with pytest.raises(DatabaseUnreachable, match="locked"):
+        ledger.spend("client-a", "jti-1", later())
+
+    assert watch.now >= CALL_TIMEOUT_SECONDS
+    assert watch.pauses[0] == FIRST_PAUSE_SECONDS
+    assert watch.pauses == sorted(watch.pauses)  # doubling, then the longest pause
+    assert max(watch.pauses) == LONGEST_PAUSE_SECONDS
     assert "used assertion not recorded (SQLite: database is locked)" in caplog.text
+    blocker.execute("ROLLBACK")
     assert ledger.spend("client-a", "jti-1", later())
+
+
+def test_a_writer_waiting_for_the_lock_writes_once_it_is_released(
+    database_file: str, blocker: sqlite3.Connection
+) -> None:
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if blocker.in_transaction:
+            blocker.execute("ROLLBACK")
+
+    ledger = SqliteLedger(database_file, pause=pause)
+
+    assert ledger.spend("client-a", "jti-1", later())
+    assert pauses == [FIRST_PAUSE_SECONDS]
+    assert not ledger.spend("client-a", "jti-1", later())
 
 
 def test_a_database_under_a_path_with_uri_characters_is_the_one_written(
