@@ -19,9 +19,10 @@ How: ``make bench`` (``python -m deploy.bench``)
    counting the server's CPU per token: from the secret path's measured rate, enough RS256
    assertions for each run (×1.5) are pre-signed on every core (``assertions.py``) and
    ``private_key_jwt.lua`` sends each once;
-   then the token endpoint at 1, 4, 16 and 64 connections (c=4 against c=1 shows whether
-   connections spread over the workers), and ``JWTVerifier.verify`` against a bare joserfc
-   decode-and-validate in this process (``verification.py``);
+   then the token endpoint at 1, 4, 16 and 64 connections, and at 1 and 4 in 5 alternating
+   rounds (c=4 against c=1 shows whether connections spread over the workers), and
+   ``JWTVerifier.verify`` against a bare joserfc decode-and-validate in this process
+   (``verification.py``);
 4. memory: runs wrk on the token endpoint for ``BENCH_SOAK`` seconds while sampling each granian
    worker's VmRSS every 5 s (target: each worker's RSS flat within ±5 %);
 5. scale (last, as it changes the database): inserts clients and revoked jtis straight into the
@@ -101,6 +102,7 @@ HAND_WRITTEN_MARKER = "<!-- hand-written below: make bench keeps this part -->"
 HEAD_TO_HEAD_ROUNDS = 7
 HEAD_TO_HEAD_SECONDS = 5
 KEY_ROUNDS = 5
+BALANCE_ROUNDS = 5
 CHART_CONNECTIONS = (1, 4, 16, 64)
 CHART_DURATION = 5
 WARMUP_SECONDS = 1
@@ -840,13 +842,41 @@ def sweep(url: str, env: dict[str, str]) -> list[Result]:
     ]
 
 
-def scaling_lines(points: list[Result]) -> list[str]:
+def balance_rounds(url: str, env: dict[str, str]) -> list[tuple[Result, Result]]:
+    """c=1 and c=4 in ``BALANCE_ROUNDS`` alternating rounds: the target is judged on the median
+    per-round ratio, as the issue judges every target; one sweep's pair moved from 1.67× to
+    2.20× between runs of the same code."""
+    pairs = []
+    for number in range(1, BALANCE_ROUNDS + 1):
+        one, four = (
+            wrk(
+                f"token c={c} round {number}",
+                url,
+                script=TOKEN_LUA,
+                env=env,
+                connections=c,
+                duration=CHART_DURATION,
+            )
+            for c in (1, 4)
+        )
+        pairs.append((one, four))
+    return pairs
+
+
+def scaling_lines(points: list[Result], balance: list[tuple[Result, Result]]) -> list[str]:
     """Whether connections spread over the workers (c=4 against c=1) and the tail at c=64."""
-    by_connections = dict(zip(CHART_CONNECTIONS, points, strict=True))
-    one, four, many = by_connections[1], by_connections[4], by_connections[64]
+    many = dict(zip(CHART_CONNECTIONS, points, strict=True))[64]
+    ratios = [four.rps / one.rps for one, four in balance if one.rps]
+    rounds = ", ".join(
+        f"{one.rps:,.0f} → {four.rps:,.0f} ({four.rps / one.rps:.2f}×)"
+        for one, four in balance
+        if one.rps
+    )
+    spread = f"{median(ratios):.2f}×" if ratios else "n/a"
     return [
-        f"- token c=4 / c=1: {ratio(four.rps, one.rps)} (target ≥ 1.70×: connections spread"
-        " over the workers)",
+        f"- token c=4 / c=1, median of {len(balance)} alternating rounds of {CHART_DURATION} s:"
+        f" {spread} (target ≥ 1.70×: connections spread over the workers); req/s c=1 → c=4:"
+        f" {rounds}",
         f"- token p99 at c=64: {many.p99_ms:.2f} ms (target ≤ 50 ms)",
     ]
 
@@ -1110,6 +1140,8 @@ def bench() -> None:
                         )
             print("connections: c=1, 4, 16, 64", flush=True)
             chart_points = sweep(token_url, credentials)
+            print("connections: c=1 against c=4, alternating rounds", flush=True)
+            balance = balance_rounds(token_url, credentials)
             print("verification: JWTVerifier against bare joserfc", flush=True)
             verify_cost = verification.measure(server.env["AUTHSERVER_ISSUER"], access_token)
             print("memory: soak run", flush=True)
@@ -1120,7 +1152,7 @@ def bench() -> None:
     signing = signing_rate()
     by_label = {r.label: r for r in results}
     shown = [*results, peer] if peer else results
-    ratio_lines = [*ratios(by_label, signing, peer), *scaling_lines(chart_points)]
+    ratio_lines = [*ratios(by_label, signing, peer), *scaling_lines(chart_points, balance)]
     sections = [*scale_lines(scale, by_label), "", *memory_lines(memory)]
     if rounds:
         sections = [*head_to_head_lines(rounds), "", *sections]
