@@ -12,7 +12,7 @@ own transaction, and of two requests racing with the same assertion exactly one 
   times what they cost in one process, and dropping them took a key client's token from 1.8×
   to 1.4× a secret client's CPU. A local file cannot hang like a network peer, so the guard's
   thread is not needed: the wait for another writer's lock is bounded by the guard's own
-  :data:`CALL_TIMEOUT_SECONDS`, and waited out in short pauses (:meth:`SqliteLedger.spend`).
+  :data:`CALL_TIMEOUT_SECONDS`, and waited out in short pauses (:meth:`SqliteLedger._insert`).
 - :class:`GuardedLedger` (PostgreSQL) runs it on the guard's thread (a database across a
   network can stop answering), in one round trip instead of ``BEGIN``, ``INSERT``, ``COMMIT``.
 """
