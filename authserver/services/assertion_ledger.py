@@ -131,7 +131,7 @@ class SqliteLedger:
 
         Why not SQLite's busy timeout: its handler sleeps 1, 2, then 5 ms and more between
         tries, for a lock held about 0.1 ms, and the worker's event loop (every request on it)
-        sleeps with it. Two processes writing rows as fast as they can used 10–18 % less CPU
+        sleeps with it. Two processes writing rows as fast as they can used 9–18 % less CPU
         per row with these pauses (docs/performance.md). An autocommit insert refused as busy
         did nothing, so trying it again is safe.
         """
