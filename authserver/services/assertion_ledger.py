@@ -33,7 +33,11 @@ from sqlalchemy.engine import Engine
 
 from authserver.database import configure_sqlite_connection, sqlite_file
 from authserver.models import UsedAssertion
-from authserver.services.assertions import assertion_digest, first_use
+from authserver.services.assertions import (
+    assertion_digest,
+    first_use,
+    insert_unless_present,
+)
 from authserver.services.database_guard import (
     CALL_TIMEOUT_SECONDS,
     DatabaseGuard,
@@ -98,9 +102,8 @@ class SqliteLedger:
         # as_uri() escapes what a URI would read as its query or fragment ("?", "#", "%").
         self._uri = f"{Path(path).absolute().as_uri()}?mode=rw"
         self._connections = threading.local()
-        statement = sqlite.insert(UsedAssertion).on_conflict_do_nothing(index_elements=["digest"])
         dialect = sqlite.dialect()
-        compiled = statement.compile(dialect=dialect)
+        compiled = insert_unless_present(sqlite.insert).compile(dialect=dialect)
         self._sql = str(compiled)
         self._order = tuple(compiled.positiontup or ())
         column_type = UsedAssertion.__table__.c.expires_at.type

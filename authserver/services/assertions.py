@@ -64,12 +64,14 @@ def _insert_unless_present(dialect: str) -> Executable | None:
     insert = _UPSERTS.get(dialect)
     if insert is None:
         return None
-    statement: Executable = (
-        insert(UsedAssertion)
-        .on_conflict_do_nothing(index_elements=["digest"])
-        .returning(UsedAssertion.digest)
-    )
+    statement: Executable = insert_unless_present(insert).returning(UsedAssertion.digest)
     return statement
+
+
+def insert_unless_present(insert: Callable[..., Any]) -> Any:
+    """The used assertion's "insert unless present" in a dialect's ``insert`` construct
+    (``postgresql.insert``, ``sqlite.insert``): the one replay check every ledger runs."""
+    return insert(UsedAssertion).on_conflict_do_nothing(index_elements=["digest"])
 
 
 def was_used(session: Session, issuer: str, jti: str, now: datetime) -> bool:
