@@ -723,14 +723,10 @@ def measure_private_key_jwt(
         (directory / f"assertions-warmup-{n}.txt", directory / f"assertions-{n}.txt")
         for n in range(1, KEY_ROUNDS + 1)
     ]
-    batches = {
-        path: count
-        for warmup, run in files
-        for path, count in (
-            (warmup, assertions.needed(secret_rate, WARMUP_SECONDS)),
-            (run, per_round),
-        )
-    }
+    per_warmup = assertions.needed(secret_rate, WARMUP_SECONDS)
+    batches: dict[Path, int] = {}
+    for warmup, run in files:
+        batches[warmup], batches[run] = per_warmup, per_round
     print(
         f"  signing {sum(batches.values()):,} RS256 assertions on {os.cpu_count()} processes"
         f" ({KEY_ROUNDS} rounds; secret path {secret_rate:,.0f} req/s × {assertions.HEADROOM}"
