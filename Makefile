@@ -30,7 +30,7 @@ lint: $(VENV)/.installed-test
 reliability: $(VENV)/.installed-test
 	$(BIN)/python -m deploy.reliability
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m deploy.bench
 
 # The multi-host test (docs/deploy.md): three hosts, PostgreSQL, Redis and HAProxy, from the
@@ -55,6 +55,10 @@ $(VENV)/.installed-run: $(VENV)/bin/python setup.cfg pyproject.toml
 $(VENV)/.installed-test: $(VENV)/bin/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: $(VENV)/bin/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache
