@@ -114,7 +114,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 APT_TIMEOUT_SECONDS = 300
 PEER_INSTALL_TIMEOUT_SECONDS = 300
 PEER_SCRIPT_TIMEOUT_SECONDS = 60
-#: The client that peers/oidc-provider/start.sh registers (peers/common/lib.sh defaults).
+#: The client the bench has the peer register (start.sh's CLIENT_ID and CLIENT_SECRET).
 PEER_CLIENT = ("bench-client", "bench-secret-3f9a1c7e5b2d4086")
 TOKEN_BODY = {"grant_type": "client_credentials", "scope": "api"}
 LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -659,7 +659,9 @@ def peer_running() -> Iterator[str | None]:
     try:
         run_peer_script("install.sh", timeout=PEER_INSTALL_TIMEOUT_SECONDS)
         port = free_port()
-        run_peer_script("start.sh", {"PORT": str(port)}, PEER_SCRIPT_TIMEOUT_SECONDS)
+        client_id, secret = PEER_CLIENT
+        start_env = {"PORT": str(port), "CLIENT_ID": client_id, "CLIENT_SECRET": secret}
+        run_peer_script("start.sh", start_env, PEER_SCRIPT_TIMEOUT_SECONDS)
     except (BenchError, OSError, subprocess.TimeoutExpired) as error:
         print(f"peer {PEER} skipped: {error}", flush=True)
         yield None

@@ -1,7 +1,4 @@
 # Helpers sourced by the peers' start and stop scripts. Loopback only; every wait is bounded.
-# The client every peer registers (deploy/bench/__main__.py's PEER_CLIENT).
-CLIENT_ID=${CLIENT_ID:-bench-client}
-CLIENT_SECRET=${CLIENT_SECRET:-bench-secret-3f9a1c7e5b2d4086}
 
 # wait_port PORT [seconds] : poll until something answers HTTP on 127.0.0.1:PORT
 wait_port() {
